@@ -1,0 +1,25 @@
+"""oipwidgets: Jupyter widgets that show which input patterns (OIPs) activate the maps of a trained Keras CNN.
+
+Start with ``load_default_model("mnist")`` (a pretrained copy of the article's CNN, shipped in the package)
+or any ``keras.Model`` of your own.
+"""
+
+import os as _os
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise in a notebook; users can still set it.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from . import datasets, preprocessing  # noqa: E402
+from .models import DEFAULT_MODELS, build_cnn, load_default_model, load_model, model_card  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "build_cnn",
+    "datasets",
+    "load_default_model",
+    "load_model",
+    "model_card",
+    "preprocessing",
+]
