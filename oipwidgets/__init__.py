@@ -10,11 +10,27 @@ import os as _os
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from . import datasets, preprocessing  # noqa: E402
+from .engine import OIPEngine  # noqa: E402
+from .input_modes import Clip, Identity, Standardize  # noqa: E402
 from .models import DEFAULT_MODELS, build_cnn, load_default_model, load_model, model_card  # noqa: E402
+from .noise import MultiScaleNoise, SpectralNoise  # noqa: E402
+from .objectives import MapMean, Node, Unit  # noqa: E402
+from .result import LayerResult, OIPResult  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Clip",
+    "Identity",
+    "LayerResult",
+    "MapMean",
+    "MultiScaleNoise",
+    "Node",
+    "OIPEngine",
+    "OIPResult",
+    "SpectralNoise",
+    "Standardize",
+    "Unit",
     "DEFAULT_MODELS",
     "build_cnn",
     "datasets",

@@ -1,0 +1,277 @@
+"""The compiled gradient-ascent loop (the article's strategy 0) for a batch of images, run in chunks.
+
+Each step, for every still-active image b of the batch (all images independent, each exactly as if run alone):
+
+    loss_b = objective(probe(img_b))                         # e.g. the mean of one map
+    g_b    = d loss_b / d img_b;  g_b /= sqrt(mean(g_b²)) + 1e-7
+    img_b  = mode(img_b + epsilon * g_b)                      # mode: re-standardise (default), clip, …
+
+with the article's two tests measured before the update: convergence (|Δloss| / (|loss| + 1e-7) < conv_criterion,
+from step 11 on, 4 steps in a row; stopping on it optional) and dead map (loss and mean gradient exactly 0 in more
+than 10 steps → stop). (The article's code writes the denominator as ``loss + 1.-7``, i.e. loss − 6, a typo for
+1e-7; the intended relative change is used here.)
+
+The step loop runs inside one ``tf.function`` as a ``tf.while_loop`` of ``n`` steps, ``n`` a tensor, so one trace
+serves every chunk length, map index (passed as a tensor) and batch size bucket. ``ascend`` drives it chunk by
+chunk from Python: chunks end at snapshot steps and last about ``chunk_seconds`` so that progress callbacks arrive
+often and a cancel takes effect quickly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["snapshot_schedule", "AscentLoop", "AscentState", "Progress", "ascend"]
+
+RUNNING, CONVERGED, DEAD, STOPPED, NONFINITE = 0, 1, 2, 3, 4
+STATUS_NAMES = {RUNNING: "max_steps", CONVERGED: "converged", DEAD: "dead", STOPPED: "stopped", NONFINITE: "stopped"}
+DEAD_LIMIT = 10  # more than this many zero-loss, zero-gradient steps → dead
+CONV_RUN = 4  # the convergence test must hold this many steps in a row
+CONV_FROM = 11  # the test applies from this step on (the article's j > 10)
+
+
+def snapshot_schedule(steps: int, levels: int = 6, offset: int = 0) -> list[int]:
+    """The article's snapshot steps: 0, n·2^k for k < levels (n = steps // 2^levels), and the last step.
+
+    For 400 steps: [0, 6, 12, 24, 48, 96, 192, 399]. Steps are 0-based and shifted by ``offset``.
+    """
+    n = steps // 2**levels
+    marks = {0, steps - 1} | {n * 2**k for k in range(levels) if n > 0}
+    return sorted(offset + m for m in marks if 0 <= m < steps)
+
+
+class AscentLoop:
+    """A compiled chunk of ascent steps for one probe, objective and input mode.
+
+    ``probe``: images (B, H, W, C) → activations; ``objective(activations, params)`` → (B,) scores;
+    ``mode``: an InputMode. ``jit_compile`` asks XLA to fuse the step (faster on CPU for small images).
+    """
+
+    def __init__(self, probe, objective, mode, jit_compile: bool = False):
+        self.probe, self.objective, self.mode = probe, objective, mode
+        self._chunk = tf.function(self._chunk_py, jit_compile=jit_compile, reduce_retracing=True)
+        self._score = tf.function(self._score_py, reduce_retracing=True)
+
+    def _score_py(self, images, params):
+        return self.objective(self.probe(images), params)
+
+    def score(self, images: np.ndarray, params: dict) -> np.ndarray:
+        """The objective of each image, (B,) float64."""
+        return self._score(tf.convert_to_tensor(images, tf.float32), params).numpy().astype(np.float64)
+
+    def _chunk_py(self, img, loss_old, n_zero, conv_run, conv_at, status, j0, n, epsilon, criterion, stop_conv, params):
+        axes = [1, 2, 3]
+        losses = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
+
+        def body(i, img, loss_old, n_zero, conv_run, conv_at, status, measured, updated, losses):
+            j = j0 + i
+            active = tf.equal(status, RUNNING)
+            with tf.GradientTape() as tape:
+                tape.watch(img)
+                loss = self.objective(self.probe(img), params)
+                total = tf.reduce_sum(loss)
+            grad = tape.gradient(total, img)
+            grad = grad / (tf.sqrt(tf.reduce_mean(tf.square(grad), axis=axes, keepdims=True)) + 1e-7)
+            finite = tf.math.is_finite(loss) & tf.reduce_all(tf.math.is_finite(grad), axis=axes)
+            # convergence: relative loss change, from step CONV_FROM on, CONV_RUN steps in a row
+            rel = tf.abs(loss - loss_old) / (tf.abs(loss) + 1e-7)
+            met = (j >= CONV_FROM) & (rel < criterion)
+            conv_run = tf.where(active, tf.where(met, conv_run + 1, 0), conv_run)
+            conv_now = active & (conv_run >= CONV_RUN)
+            conv_at = tf.where(conv_now & (conv_at < 0), j, conv_at)
+            stop_c = conv_now & stop_conv
+            # dead map: loss and mean gradient exactly zero in more than DEAD_LIMIT steps
+            zero = active & tf.equal(loss, 0.0) & tf.equal(tf.reduce_mean(grad, axis=axes), 0.0)
+            n_zero = n_zero + tf.cast(zero, tf.int32)
+            dead = active & ~stop_c & (n_zero > DEAD_LIMIT)
+            bad = active & ~finite
+            update = active & ~stop_c & ~dead & ~bad
+            new = self.mode.apply(img + epsilon * grad)
+            img = tf.where(update[:, None, None, None], new, img)
+            losses = losses.write(i, tf.where(active & finite, loss, 0.0))
+            loss_old = tf.where(active, loss, loss_old)
+            status = tf.where(stop_c, CONVERGED, tf.where(dead, DEAD, tf.where(bad, NONFINITE, status)))
+            measured = measured + tf.cast(active & finite, tf.int32)
+            updated = updated + tf.cast(update, tf.int32)
+            return i + 1, img, loss_old, n_zero, conv_run, conv_at, status, measured, updated, losses
+
+        def cond(i, img, loss_old, n_zero, conv_run, conv_at, status, *counters):
+            return (i < n) & tf.reduce_any(tf.equal(status, RUNNING))
+
+        zeros = tf.zeros_like(status)
+        out = tf.while_loop(
+            cond, body, (tf.constant(0), img, loss_old, n_zero, conv_run, conv_at, status, zeros, zeros, losses)
+        )
+        i, img, loss_old, n_zero, conv_run, conv_at, status, measured, updated, losses = out
+        return img, loss_old, n_zero, conv_run, conv_at, status, measured, updated, i, losses.stack()[:i]
+
+
+@dataclass
+class AscentState:
+    """Per-image state of a batch between chunks (numpy, B images)."""
+
+    images: np.ndarray  # (B, H, W, C) float32
+    loss_old: np.ndarray  # (B,) float32
+    n_zero: np.ndarray  # (B,) int32
+    conv_run: np.ndarray  # (B,) int32
+    conv_at: np.ndarray  # (B,) int32, -1 while not converged
+    status: np.ndarray  # (B,) int32 codes
+    updates: np.ndarray  # (B,) int, updates made
+    last_step: np.ndarray  # (B,) int, global step number of the last update, -1 before any
+    last_loss: np.ndarray  # (B,) float, the loss measured at that step
+    losses: list = field(default_factory=list)  # per image: list of floats
+
+    @classmethod
+    def start(cls, images: np.ndarray) -> AscentState:
+        b = images.shape[0]
+        return cls(
+            images=np.array(images, dtype=np.float32),
+            loss_old=np.zeros(b, np.float32),
+            n_zero=np.zeros(b, np.int32),
+            conv_run=np.zeros(b, np.int32),
+            conv_at=np.full(b, -1, np.int32),
+            status=np.zeros(b, np.int32),
+            updates=np.zeros(b, np.int64),
+            last_step=np.full(b, -1, np.int64),
+            last_loss=np.full(b, np.nan),
+            losses=[[] for _ in range(b)],
+        )
+
+
+@dataclass
+class Progress:
+    """What a progress callback receives after each chunk of a batch run.
+
+    ``step``: steps done so far (all stages); ``total``: steps planned; ``images``: current images (B, H, W, C);
+    ``losses``: latest loss per image (B,); ``snapshot``: None, or (step, images (B, H, W, C), losses (B,)) when the
+    chunk ended at a snapshot step; ``status``: per-image status names so far; ``stage``: (index, count).
+    """
+
+    step: int
+    total: int
+    images: np.ndarray
+    losses: np.ndarray
+    snapshot: tuple | None
+    status: list
+    stage: tuple = (0, 1)
+
+
+@dataclass
+class _Snapshots:
+    steps: list = field(default_factory=list)  # per image: list of step numbers
+    images: list = field(default_factory=list)  # per image: list of (H, W, C)
+    losses: list = field(default_factory=list)
+
+
+def ascend(
+    loop: AscentLoop,
+    state: AscentState,
+    params: dict,
+    *,
+    steps: int,
+    epsilon: float,
+    conv_criterion: float = 5e-4,
+    stop_on_convergence: bool = False,
+    snapshot_steps=None,
+    offset: int = 0,
+    total: int | None = None,
+    stage: tuple = (0, 1),
+    callback=None,
+    cancelled=None,
+    snaps: _Snapshots | None = None,
+    chunk_seconds: float = 0.04,
+) -> tuple[AscentState, _Snapshots]:
+    """Run up to ``steps`` steps of ``loop`` from ``state`` (its counters restart: one article loop), in chunks.
+
+    Step numbers are shifted by ``offset`` (for later stages); ``snapshot_steps`` are 0-based within this call
+    (default: the article's schedule). ``cancelled()`` is polled between chunks: when it returns True the active
+    images get status "stopped". Returns the new state and the snapshots (appended to ``snaps`` when given).
+    """
+    b = state.images.shape[0]
+    marks = sorted(set(snapshot_schedule(steps) if snapshot_steps is None else snapshot_steps))
+    snaps = snaps or _Snapshots([[] for _ in range(b)], [[] for _ in range(b)], [[] for _ in range(b)])
+    total = steps if total is None else total
+    # each call is one article loop: fresh convergence/dead counters for the still-running images
+    state.loss_old[:] = 0
+    state.n_zero[:] = 0
+    state.conv_run[:] = 0
+    tensors = dict(
+        epsilon=tf.constant(epsilon, tf.float32),
+        criterion=tf.constant(conv_criterion, tf.float32),
+        stop_conv=tf.constant(bool(stop_on_convergence)),
+    )
+    j, chunk = 0, 2  # a short first chunk measures the speed
+    conv_at_local = np.full(b, -1, np.int32)
+    while j < steps and np.any(state.status == RUNNING):
+        if cancelled is not None and cancelled():
+            state.status[state.status == RUNNING] = STOPPED
+            break
+        next_mark = next((m for m in marks if m >= j), steps - 1)
+        n = max(1, min(chunk, next_mark + 1 - j, steps - j))
+        before = state.status == RUNNING
+        t0 = time.perf_counter()
+        out = loop._chunk(
+            tf.constant(state.images),
+            tf.constant(state.loss_old),
+            tf.constant(state.n_zero),
+            tf.constant(state.conv_run),
+            tf.constant(conv_at_local),
+            tf.constant(state.status),
+            tf.constant(j, tf.int32),
+            tf.constant(n, tf.int32),
+            tensors["epsilon"],
+            tensors["criterion"],
+            tensors["stop_conv"],
+            params,
+        )
+        images, loss_old, n_zero, conv_run, conv_at, status, measured, updated, done, losses = (
+            t.numpy() for t in out
+        )
+        dt = time.perf_counter() - t0
+        if done > 0:
+            chunk = max(1, min(4096, int(chunk_seconds * done / max(dt, 1e-6))))
+        for k in np.flatnonzero(before):  # the losses each image really measured (a stopped one: up to its stop)
+            state.losses[k].extend(float(v) for v in losses[: measured[k], k])
+        state.updates += updated
+        moved = updated > 0  # an active image updates at every step from the chunk's start until it stops
+        state.last_step[moved] = offset + j + updated[moved] - 1
+        state.last_loss[moved] = losses[updated[moved] - 1, np.flatnonzero(moved)]
+        state.images, state.loss_old, state.n_zero, state.conv_run, state.status = images, loss_old, n_zero, conv_run, status
+        conv_at_local = conv_at
+        j += done
+        snap = None
+        if done == n and (j - 1) in marks:  # images still running took this snapshot step's update
+            for k in np.flatnonzero(status == RUNNING):
+                _add_snapshot(snaps, k, offset + j - 1, images[k], state.losses[k][-1])
+            snap = (offset + j - 1, images, _last_losses(state))
+        if callback is not None:
+            callback(
+                Progress(
+                    step=offset + j,
+                    total=total,
+                    images=images,
+                    losses=_last_losses(state),
+                    snapshot=snap,
+                    status=[STATUS_NAMES[s] if s != RUNNING else "running" for s in status],
+                    stage=stage,
+                )
+            )
+    state.conv_at[:] = np.where((conv_at_local >= 0) & (state.conv_at < 0), conv_at_local + offset, state.conv_at)
+    return state, snaps
+
+
+def _last_losses(state: AscentState) -> np.ndarray:
+    return np.array([lk[-1] if lk else np.nan for lk in state.losses])
+
+
+def _add_snapshot(snaps: _Snapshots, k: int, step: int, image: np.ndarray, loss: float) -> None:
+    if snaps.steps[k] and snaps.steps[k][-1] == step:
+        return
+    snaps.steps[k].append(step)
+    snaps.images[k].append(np.array(image, dtype=np.float32))
+    snaps.losses[k].append(loss)

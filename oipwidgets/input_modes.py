@@ -1,0 +1,98 @@
+"""Input modes: what the ascent does to the image after each step, so it stays in the range the model was trained on.
+
+The article's CNN sees per-image standardised inputs, so after every step the image is standardised again
+(``Standardize``, the default). A model trained on raw pixels in [0, 1] (or [0, 255]) wants ``Clip(0, 1)``;
+``Identity`` leaves the image free (it may then grow without bound: the gradient is normalised, not the image).
+Each mode also maps a standardised noise image into its range (``prepare``), so every noise works with every mode.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from .preprocessing import standardize
+
+__all__ = ["InputMode", "Standardize", "Clip", "Identity", "input_mode", "INPUT_MODES"]
+
+
+class InputMode:
+    """Base class: ``apply(images)`` (tf, in the compiled loop) and ``prepare(start)`` (numpy, before it)."""
+
+    name = "base"
+
+    def apply(self, images: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def prepare(self, start: np.ndarray) -> np.ndarray:
+        """A standardised start image (N, H, W, C) mapped into this mode's range, float32."""
+        return np.asarray(start, dtype=np.float32)
+
+    def key(self) -> tuple:
+        return (self.name,)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Standardize(InputMode):
+    """Re-standardise each image (mean 0, std 1) exactly like ``tf.image.per_image_standardization``: the article's."""
+
+    name = "standardize"
+
+    def apply(self, images):
+        return tf.image.per_image_standardization(images)
+
+    def prepare(self, start):
+        return standardize(start)
+
+
+class Clip(InputMode):
+    """Clip pixels to [low, high] after each step, for models trained on raw pixel ranges such as [0, 1].
+
+    ``prepare`` maps a standardised noise image linearly so that ±3 standard deviations span [low, high].
+    """
+
+    name = "clip"
+
+    def __init__(self, low: float = 0.0, high: float = 1.0):
+        low, high = float(low), float(high)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"Clip needs finite bounds with low < high; got low={low}, high={high}")
+        self.low, self.high = low, high
+
+    def apply(self, images):
+        return tf.clip_by_value(images, self.low, self.high)
+
+    def prepare(self, start):
+        mid, half = (self.low + self.high) / 2, (self.high - self.low) / 2
+        return np.clip(mid + half * np.asarray(start, np.float32) / 3.0, self.low, self.high).astype(np.float32)
+
+    def key(self):
+        return (self.name, self.low, self.high)
+
+    def __repr__(self):
+        return f"Clip({self.low:g}, {self.high:g})"
+
+
+class Identity(InputMode):
+    """Leave the image as the step made it (for models that normalise their input themselves)."""
+
+    name = "identity"
+
+    def apply(self, images):
+        return images
+
+
+INPUT_MODES = {"standardize": Standardize, "clip": Clip, "identity": Identity}
+
+
+def input_mode(spec) -> InputMode:
+    """An InputMode from a name ("standardize", "clip" = clip to [0, 1], "identity") or an InputMode."""
+    if isinstance(spec, InputMode):
+        return spec
+    if isinstance(spec, str) and spec in INPUT_MODES:
+        return INPUT_MODES[spec]()
+    raise ValueError(f"unknown input mode {spec!r}; valid: {', '.join(INPUT_MODES)} or an InputMode such as Clip(0, 255)")

@@ -1,0 +1,161 @@
+"""Probes: sub-models from a model's input to one of its layers, the thing an OIP objective reads.
+
+Works for Functional and Sequential Keras 3 models of any image size and channel count. A layer can be probed
+when its output is 4-D (batch, height, width, maps: map and node objectives) or 2-D (batch, units: unit
+objectives); for a dense layer with a softmax or sigmoid the probe can return the score before the activation,
+which is what a class objective should climb (a probability saturates at 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+__all__ = ["LayerInfo", "Probe", "probeable_layers", "ensure_built", "make_probe"]
+
+_SATURATING = ("softmax", "sigmoid")
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What a probe-able layer offers: its name, kind ("maps" for 4-D, "units" for 2-D output) and shape."""
+
+    name: str
+    index: int  # position in model.layers
+    kind: str  # "maps" or "units"
+    shape: tuple  # output shape without the batch axis: (H, W, maps) or (units,)
+
+    @property
+    def size(self) -> int:
+        """Number of maps (4-D layers) or units (2-D layers)."""
+        return int(self.shape[-1])
+
+
+def ensure_built(model: keras.Model, input_shape: tuple | None = None) -> keras.Model:
+    """Make sure the model has symbolic inputs (a Sequential model built or called knows them).
+
+    A Sequential model that was never built nor called has no input shape: pass ``input_shape`` (H, W, C), and it
+    is built here; without it a ValueError asks for it.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
+    try:
+        model.inputs  # noqa: B018 - raises on a Sequential model without a known input shape
+        has_inputs = model.inputs is not None and len(model.inputs) > 0
+    except (AttributeError, ValueError):
+        has_inputs = False
+    if not has_inputs:
+        if input_shape is None:
+            raise ValueError(
+                f"Model {model.name!r} has no known input shape (a Sequential model that was never built or "
+                "called). Pass input_shape=(height, width, channels), e.g. input_shape=(28, 28, 1), or build it "
+                "with model.build((None, 28, 28, 1))."
+            )
+        model.build((None, *tuple(input_shape)))
+    if len(model.inputs) != 1:
+        raise ValueError(f"Model {model.name!r} has {len(model.inputs)} inputs; OIPs need a one-input image model.")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4:
+        raise ValueError(
+            f"Model {model.name!r} takes input of shape {shape}; OIPs need image input (batch, height, width, "
+            "channels)."
+        )
+    return model
+
+
+def probeable_layers(model: keras.Model) -> list[LayerInfo]:
+    """The layers an objective can read, in model order: 4-D outputs ("maps") and 2-D outputs ("units")."""
+    infos = []
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        try:
+            shape = tuple(layer.output.shape)
+        except (AttributeError, ValueError):  # nested models used twice, layers never called
+            continue
+        if len(shape) == 4 and all(s is not None for s in shape[1:]):
+            infos.append(LayerInfo(layer.name, index, "maps", shape[1:]))
+        elif len(shape) == 2 and shape[1] is not None:
+            infos.append(LayerInfo(layer.name, index, "units", shape[1:]))
+    return infos
+
+
+@dataclass
+class Probe:
+    """A callable ``images (B, H, W, C) -> activations`` of one layer, with what it reads.
+
+    ``activations`` is (B, h, w, maps) for a "maps" layer and (B, units) for a "units" layer; ``pre_activation``
+    says whether a dense layer's softmax/sigmoid was left out.
+    """
+
+    model: keras.Model
+    layer: LayerInfo
+    input_shape: tuple  # (H, W, C)
+    pre_activation: bool
+    _fn: object
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        return self._fn(images)
+
+
+def _find_layer(model: keras.Model, layer: str | int, infos: list[LayerInfo]) -> LayerInfo:
+    names = [i.name for i in infos]
+    if isinstance(layer, bool) or not isinstance(layer, (str, int)):
+        raise TypeError(f"layer must be a layer name or index; got {type(layer).__name__}")
+    if isinstance(layer, int):
+        n = len(model.layers)
+        if not -n <= layer < n:
+            raise ValueError(f"layer index {layer} is out of range: the model has {n} layers (0..{n - 1}).")
+        name = model.layers[layer].name
+    else:
+        name = layer
+    for info in infos:
+        if info.name == name:
+            return info
+    if any(l.name == name for l in model.layers):
+        raise ValueError(
+            f"layer {name!r} has no spatial maps or units to probe (its output is neither 4-D nor 2-D); "
+            f"valid layers: {', '.join(names)}"
+        )
+    raise ValueError(f"unknown layer {name!r}; valid layers: {', '.join(names)}")
+
+
+def make_probe(
+    model: keras.Model,
+    layer: str | int,
+    *,
+    input_shape: tuple | None = None,
+    pre_activation: bool = True,
+) -> Probe:
+    """Build the probe of ``layer`` (name or index into ``model.layers``).
+
+    ``pre_activation``: for a dense layer ending in softmax/sigmoid, return the scores before it (logits).
+    Raises ValueError listing the valid layer names for a wrong name.
+    """
+    model = ensure_built(model, input_shape)
+    infos = probeable_layers(model)
+    info = _find_layer(model, layer, infos)
+    keras_layer = model.get_layer(info.name)
+    activation = getattr(keras_layer, "activation", None)
+    strip = (
+        pre_activation
+        and isinstance(keras_layer, keras.layers.Dense)
+        and getattr(activation, "__name__", "") in _SATURATING
+    )
+    if strip:
+        sub = keras.Model(model.inputs, keras_layer.input, name=f"probe_{info.name}_input")
+
+        def fn(images, _sub=sub, _layer=keras_layer):
+            h = _sub(images, training=False)
+            z = tf.matmul(h, _layer.kernel)
+            return z + _layer.bias if _layer.use_bias else z
+
+    else:
+        sub = keras.Model(model.inputs, keras_layer.output, name=f"probe_{info.name}")
+
+        def fn(images, _sub=sub):
+            return _sub(images, training=False)
+
+    return Probe(model, info, tuple(model.inputs[0].shape[1:]), bool(strip), fn)
