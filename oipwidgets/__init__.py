@@ -11,6 +11,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from . import datasets, preprocessing  # noqa: E402
 from .engine import OIPEngine  # noqa: E402
+from .explorer import OIPExplorer  # noqa: E402
 from .input_modes import Clip, Identity, Standardize  # noqa: E402
 from .models import DEFAULT_MODELS, build_cnn, load_default_model, load_model, model_card  # noqa: E402
 from .noise import MultiScaleNoise, SpectralNoise  # noqa: E402
@@ -27,6 +28,7 @@ __all__ = [
     "MultiScaleNoise",
     "Node",
     "OIPEngine",
+    "OIPExplorer",
     "OIPResult",
     "SpectralNoise",
     "Standardize",

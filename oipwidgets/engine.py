@@ -97,6 +97,11 @@ class OIPEngine:
         """The default objective for map/unit ``index`` (or one per image): map mean, node (row, col), or unit."""
         return objective_for(self.layer, index, node)
 
+    def start_images(self, noise=None, seeds=(0,)) -> np.ndarray:
+        """The start images (N, H, W, C) that ``run(..., noise=noise, seed=s)`` with strategy "simple" uses."""
+        h, w, _ = self.input_shape
+        return self._noise(noise if noise is not None else MultiScaleNoise.for_size(h, w), list(seeds))
+
     def stop(self) -> None:
         """Ask a running ``run``/``run_layer`` (in another thread) to stop after its current chunk (< 0.1 s)."""
         self._stop.set()

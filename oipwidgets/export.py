@@ -1,0 +1,61 @@
+"""Exports of an OIPResult: the final OIP as PNG, the snapshot grid as PNG, the emerging pattern as animated GIF.
+
+(The result itself goes to ``.npz`` with ``OIPResult.to_npz``.) Pictures use matplotlib colour maps and Pillow;
+each function returns the path written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .render import as_rgb
+from .result import OIPResult
+
+__all__ = ["save_png", "save_grid_png", "save_gif"]
+
+
+def _upscale(rgb: np.ndarray, factor: int) -> np.ndarray:
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
+
+
+def save_png(result: OIPResult, path, *, cmap: str = "viridis", contrast: bool = False, scale: int = 8) -> Path:
+    """The final OIP as a PNG, each image pixel as ``scale``×``scale`` screen pixels."""
+    from PIL import Image
+
+    path = Path(path)
+    Image.fromarray(_upscale(as_rgb(result.image, cmap, contrast), int(scale))).save(path, format="PNG")
+    return path
+
+
+def save_grid_png(result: OIPResult, path, *, cmap: str = "viridis", dpi: int = 100) -> Path:
+    """The start image and the snapshots, plain (top row) and contrast-enhanced (bottom row), labelled, as PNG."""
+    from matplotlib.figure import Figure
+
+    images = [result.start, *result.snapshots]
+    titles = ["start"] + [f"step {s}\nloss {v:.3g}" for s, v in zip(result.snapshot_steps, result.snapshot_losses)]
+    n = len(images)
+    fig = Figure(figsize=(1.3 * n, 3.0), dpi=dpi)
+    axes = fig.subplots(2, n, squeeze=False)
+    for k, (img, title) in enumerate(zip(images, titles)):
+        for row, contrast in enumerate((False, True)):
+            ax = axes[row, k]
+            ax.imshow(as_rgb(img, cmap, contrast), interpolation="nearest")
+            ax.set_axis_off()
+        axes[0, k].set_title(title, fontsize=7)
+    where = result.params.get("layer"), result.params.get("map")
+    fig.suptitle(f"{where[0]} map {where[1]}: {result.status}", fontsize=9)
+    path = Path(path)
+    fig.savefig(path, format="png")
+    return path
+
+
+def save_gif(result: OIPResult, path, *, cmap: str = "viridis", scale: int = 6, frame_ms: int = 400) -> Path:
+    """The emerging pattern: start image then each snapshot as frames of an endlessly looping GIF."""
+    from PIL import Image
+
+    frames = [Image.fromarray(_upscale(as_rgb(img, cmap), int(scale))) for img in [result.start, *result.snapshots]]
+    path = Path(path)
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=int(frame_ms), loop=0)
+    return path

@@ -1,0 +1,59 @@
+"""Worker: runs one long job at a time in a background thread, so the notebook kernel stays free.
+
+A job is ``job(cancel: threading.Event) -> value`` and must poll ``cancel``; ``on_done(value, error)`` is called in
+the worker thread when it ends (``error`` is the exception, or None). Starting a new job cancels the running one
+first and waits for it, so two jobs never overlap.
+"""
+
+from __future__ import annotations
+
+import threading
+
+__all__ = ["Worker"]
+
+
+class Worker:
+    def __init__(self, name: str = "oipwidgets-worker"):
+        self.name = name
+        self._thread: threading.Thread | None = None
+        self._cancel: threading.Event | None = None
+        self._lock = threading.Lock()
+        self.value = None
+        self.error: BaseException | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, job, on_done=None) -> threading.Event:
+        """Cancel any running job, then start ``job`` in a new daemon thread; returns its cancel event."""
+        with self._lock:
+            self.cancel(wait=True)
+            cancel = threading.Event()
+
+            def body():
+                value, error = None, None
+                try:
+                    value = job(cancel)
+                except BaseException as exc:  # noqa: BLE001 - reported to on_done, never lost
+                    error = exc
+                self.value, self.error = value, error
+                if on_done is not None:
+                    on_done(value, error)
+
+            self.value, self.error = None, None
+            self._cancel = cancel
+            self._thread = threading.Thread(target=body, name=self.name, daemon=True)
+            self._thread.start()
+            return cancel
+
+    def cancel(self, wait: bool = True, timeout: float = 10.0) -> None:
+        """Ask the running job to stop; with ``wait``, block until its thread has ended (up to ``timeout`` s)."""
+        if self._cancel is not None:
+            self._cancel.set()
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
