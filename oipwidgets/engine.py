@@ -236,7 +236,7 @@ class OIPEngine:
             pre = AscentState.start(cand)
             pre, _ = ascend(loop, pre, pre_obj_params, steps=precursor_steps, snapshot_steps=[],
                             total=precursor_steps + steps, stage=(0, 2), **common)
-            scores = loop.score(pre.images, pre_obj_params).reshape(b, precursors)
+            scores = self._score(objective, pre.images, pre_obj_params).reshape(b, precursors)
             alive = (pre.status != DEAD).reshape(b, precursors)
             best = np.argmax(np.where(alive, scores, -np.inf) if alive.any() else scores, axis=1)
             pick = np.arange(b) * precursors + best
@@ -251,7 +251,7 @@ class OIPEngine:
             plan = {"precursors": precursors, "precursor_steps": precursor_steps, "steps": steps,
                     "precursor_scores": scores.tolist(), "picked": best.tolist()}
 
-        final = loop.score(state.images, params)
+        final = self._score(objective, state.images, params)
         results = []
         for k in range(b):
             results.append(self._result(k, maps[k], seeds[k], starts[k], state, snaps, final[k], plan, dict(
@@ -267,6 +267,10 @@ class OIPEngine:
         if key not in self._loops:
             self._loops[key] = AscentLoop(self.probe, objective, self.mode, jit_compile=self.jit_compile)
         return self._loops[key]
+
+    def _score(self, objective: Objective, images: np.ndarray, params: dict) -> np.ndarray:
+        """The objective of each image (B,) float64; eager: one forward pass is not worth a traced function."""
+        return objective(self.probe(tf.constant(images, tf.float32)), params).numpy().astype(np.float64)
 
     def _cancelled(self, cancel):
         if cancel is None:

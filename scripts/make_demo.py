@@ -1,0 +1,98 @@
+"""Writes demo.ipynb (without outputs) from the cells below: edit here, then run `python scripts/make_demo.py`."""
+import nbformat as nbf
+nb = nbf.v4.new_notebook()
+md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
+cells = [
+md("""# What do the maps of a CNN react to? — a tour with oipwidgets
+
+A trained convolutional network turns an image into many *maps* (channels) per layer. To see what one map reacts
+to, we grow an **OIP** — the input image that activates the map most — by gradient ascent out of random noise:
+measure the map's mean activation, follow its gradient with respect to the input pixels (scaled to unit RMS, step
+size `epsilon`), re-standardise the image, repeat. This notebook walks through the questions of the article series
+on a simple MNIST CNN, with live widgets instead of static plots. Everything runs offline: the package ships the
+article's CNN trained on MNIST and on Fashion-MNIST."""),
+code("""import numpy as np
+import ipywidgets as widgets
+import oipwidgets as ow
+
+model = ow.load_default_model("mnist")
+card = ow.model_card("mnist")
+print(f"{model.name}: {model.count_params():,} parameters, test accuracy {card['test_accuracy']:.2%}")
+[(layer.name, layer.kind, layer.shape) for layer in ow.OIPEngine.layers(model)]"""),
+md("""## 1. Explore one map of `Conv2D_3`
+
+Pick a layer and a map, set the noise (grid sizes and a weight per scale), press **Run** and watch the pattern
+emerge. The top row shows the start image and the snapshots at the article's log-spaced steps with plain colours,
+the bottom row the same images with enhanced contrast; the curve shows the objective (the map's mean activation).
+Every control is a trait of the widget, so you can also drive it from code."""),
+code("""explorer = ow.OIPExplorer(model, layer="Conv2D_3", map_index=5, seed=1)
+explorer"""),
+code("""result = explorer.run(wait=True)  # the same as pressing Run, but waits for the result
+result, result.snapshot_steps, round(result.final_loss, 3)"""),
+md("""## 2. Dead maps and how to revive them
+
+For a given start noise some maps never fire: their activation and its gradient stay exactly zero, and gradient
+ascent has nothing to follow. The engine detects this (after more than 10 such steps), stops, and says so instead of
+looping. Let us run all 64 maps of `Conv2D_3` as one batch for a few steps and count the dead ones."""),
+code("""engine = ow.OIPEngine(model, "Conv2D_3")
+short = engine.run_layer(steps=30, seed=1)
+dead = [r.params["map"] for r in short if r.status == "dead"]
+print(short)
+print("dead for seed 1:", dead)"""),
+md("""A dead map is dead *for this noise*. Three ways out: (a) noise with more weight on the coarse scales (large
+structures), (b) the **multiscale** strategy (evolve the coarsest noise first, then add finer scales one by one),
+(c) the **precursor** strategy (try several coarse starts for a few steps, continue with the best)."""),
+code("""m = dead[0] if dead else 0
+coarse = ow.MultiScaleNoise(scales=[(3, 3), (7, 7), (14, 14), (28, 28)], weights=[1.5, 1.0, 0.2, 0.05])
+tries = {
+    "simple, default noise": engine.run(m, steps=200, seed=1),
+    "simple, coarse noise": engine.run(m, steps=200, seed=1, noise=coarse),
+    "multiscale": engine.run(m, steps=200, seed=1, strategy="multiscale"),
+    "precursor": engine.run(m, steps=200, seed=1, strategy="precursor", precursors=8),
+}
+for name, r in tries.items():
+    print(f"map {m:2d} {name:24s} {r.status:10s} final objective {r.final_loss:.3f}")"""),
+md("""The same in the explorer: choose the map, switch the strategy (or raise the coarse weights) and press Run."""),
+code("""explorer.map_index = m
+explorer.strategy = "multiscale"
+explorer.run(wait=True).status"""),
+md("""## 3. Two noise wavelengths, side by side
+
+Does the OIP depend on the length scale of the start noise? Two explorers with their layer and map linked (plain
+`traitlets` links), one with coarse noise only and one with fine noise only."""),
+code("""coarse_view = ow.OIPExplorer(model, map_index=12, seed=3)
+fine_view = ow.OIPExplorer(model, map_index=12, seed=3)
+coarse_view.noise_weights = [1.0, 0.5, 0.0, 0.0]
+fine_view.noise_weights = [0.0, 0.0, 0.5, 1.0]
+for trait in ("layer", "map_index", "steps"):
+    widgets.link((coarse_view, trait), (fine_view, trait))
+a, b = coarse_view.run(wait=True), fine_view.run(wait=True)
+print(f"coarse noise: {a.status}, objective {a.final_loss:.3f};  fine noise: {b.status}, objective {b.final_loss:.3f}")
+widgets.VBox([widgets.HTML("<b>coarse noise</b>"), coarse_view, widgets.HTML("<b>fine noise</b>"), fine_view])"""),
+md("""Note: the ascent is chaotic for many maps. Changing the start image in its last decimal can move the final
+image noticeably, so compare OIPs by the objective they reach, or give both runs the same `start` image:
+`engine.run(m, start=image)`."""),
+md("""## 4. Fashion-MNIST
+
+The same CNN trained on Fashion-MNIST (clothes instead of digits) learns other patterns."""),
+code("""fashion = ow.load_default_model("fashion")
+print(f"Fashion-MNIST model: test accuracy {ow.model_card('fashion')['test_accuracy']:.2%}")
+fashion_explorer = ow.OIPExplorer(fashion, map_index=3, seed=0)
+fashion_explorer.run(wait=True)
+fashion_explorer"""),
+md("""## 5. Keep the results
+
+The final OIP and the grid as PNG, the emerging pattern as an animated GIF, and the whole result (images,
+snapshots, steps, losses, parameters) as `.npz`."""),
+code("""import tempfile, pathlib
+out = pathlib.Path(tempfile.mkdtemp())
+explorer.strategy = "simple"
+explorer.run(wait=True)
+paths = [explorer.save_png(out / "oip.png"), explorer.save_grid_png(out / "grid.png"),
+         explorer.save_gif(out / "oip.gif"), explorer.save_npz(out / "oip.npz")]
+[(p.name, p.stat().st_size) for p in paths]"""),
+]
+nb["cells"] = cells
+nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+                  "language_info": {"name": "python"}}
+nbf.write(nb, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "demo.ipynb"))
