@@ -33,6 +33,7 @@ from .worker import Worker
 __all__ = ["OIPExplorer", "parse_scales", "format_scales"]
 
 MIN_DRAW_INTERVAL = 1 / 30  # s between two live redraws that bring no new snapshot
+MAX_CURVE_POINTS = 4000  # the loss curve of a longer run is thinned to about this many points
 
 
 def parse_scales(text: str) -> list[tuple[int, int]]:
@@ -417,8 +418,9 @@ class OIPExplorer(widgets.VBox):
             self._draw_tile(0, r.start, "start")
             for k, (step, img, loss) in enumerate(zip(r.snapshot_steps, r.snapshots, r.snapshot_losses)):
                 self._draw_tile(k + 1, img, f"step {step}: {loss:.3g}")
-            self.loss_line.x = np.arange(len(r.losses), dtype=np.float32)
-            self.loss_line.y = np.asarray(r.losses, np.float32)
+            stride = max(1, len(r.losses) // MAX_CURVE_POINTS)  # long runs: a thinned curve, not megabytes
+            self.loss_line.x = np.arange(len(r.losses), dtype=np.float32)[::stride]
+            self.loss_line.y = np.asarray(r.losses, np.float32)[::stride]
         self.progress.value = 1.0
         self.progress.bar_style = {"dead": "danger", "stopped": "warning"}.get(r.status, "success")
         text = {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Set everything up, then run the main job on the built-in default model.
+# Set everything up, then open the tutorial notebook demo.ipynb in JupyterLab (the explorer runs on the built-in
+# default MNIST model). Extra arguments go to `jupyter lab`, e.g. --no-browser --port 8890.
+# Headless machines: `bash scripts/run.sh --no-browser` and open the printed URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/oipwidgets evaluate --model mnist "$@"
+exec .venv/bin/jupyter lab demo.ipynb "$@"
