@@ -92,6 +92,97 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
+    """Compute the OIPs of every map of a layer, write the zoo PNG (and HTML), report time and dead maps."""
+    import time
+
+    t_start = time.perf_counter()
+    if args.steps < 1:
+        raise ValueError(f"--steps must be a positive whole number; got {args.steps}")
+    if args.cols < 1:
+        raise ValueError(f"--cols must be a positive whole number; got {args.cols}")
+    if not (args.epsilon > 0 and args.epsilon != float("inf")):
+        raise ValueError(f"--epsilon must be a finite number > 0; got {args.epsilon}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a whole number >= 0; got {args.seed}")
+    outs = [Path(args.out)] + ([Path(args.html)] if args.html else [])
+    for p in outs:
+        if p.is_dir():
+            raise ValueError(f"{str(p)!r} is a directory; give a file name to write")
+
+    from . import __version__
+    from .ascent import Progress
+    from .engine import OIPEngine
+    from .models import DEFAULT_MODELS, load_default_model, load_model
+    from .render import COLORMAPS
+    from .zoo_render import zoo_html, zoo_png_bytes, zoo_size
+
+    if args.cmap not in COLORMAPS:
+        from matplotlib import colormaps
+
+        if args.cmap not in colormaps:
+            raise ValueError(f"unknown colour map {args.cmap!r}; try one of {', '.join(COLORMAPS)}")
+    try:
+        model = load_default_model(args.model) if args.model in DEFAULT_MODELS else load_model(args.model)
+    except OSError as err:  # IsADirectoryError, PermissionError: one clear message, exit 2
+        raise ValueError(str(err)) from err
+    infos = OIPEngine.layers(model)
+    with_maps = [i.name for i in infos if i.kind == "maps"]
+    info = next((i for i in infos if i.name == args.layer), None)
+    if info is None and not any(layer.name == args.layer for layer in model.layers):
+        raise ValueError(f"unknown layer {args.layer!r}; layers with maps: {', '.join(with_maps) or 'none'}")
+    if info is None or info.kind != "maps":
+        what = f"its output is {info.shape[0]} units" if info is not None else "its output has no maps"
+        raise ValueError(
+            f"layer {args.layer!r} has no maps ({what}): the zoo needs a conv-like layer with 4-D output "
+            f"(height, width, maps); layers with maps: {', '.join(with_maps) or 'none'}"
+        )
+    engine = OIPEngine(model, args.layer)
+    label = f"{args.layer} ({engine.size} maps)"
+    bar = {"last": 0.0, "shown": -1, "t0": time.perf_counter()}
+
+    def progress(p: Progress) -> None:
+        now = time.perf_counter()
+        if p.step < p.total and now - bar["last"] < 0.1:
+            return
+        frac = min(1.0, p.step / max(p.total, 1))
+        filled = int(round(30 * frac))
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'-' * (30 - filled)}] {p.step:>{len(str(p.total))}}/{p.total}"
+                         f" steps {now - bar['t0']:6.1f} s")
+        sys.stderr.flush()
+        bar["last"], bar["shown"] = now, p.step
+
+    result = engine.run_layer(steps=args.steps, seed=args.seed, epsilon=args.epsilon, strategy=args.strategy,
+                              callback=progress)
+    if bar["shown"] >= 0:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+    dead = [r.params["map"] for r in result if r.status == "dead"]
+    png = zoo_png_bytes(result, cols=args.cols, cmap=args.cmap, contrast=args.contrast)
+    written = []
+    try:
+        for p in outs:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        outs[0].write_bytes(png)
+        width, height = zoo_size(len(result), args.cols)
+        written.append(f"{outs[0]} ({width}x{height} px PNG)")
+        if args.html:
+            facts = {"model": args.model, "layer": args.layer, "strategy": args.strategy, "steps": args.steps,
+                     "seed": args.seed, "epsilon": args.epsilon, "command": shlex.join(["oipwidgets", *argv]),
+                     "oipwidgets": __version__}
+            zoo_html(result, outs[1], cols=args.cols, cmap=args.cmap, contrast=args.contrast, info=facts, png=png)
+            written.append(f"{outs[1]} (self-contained HTML)")
+    except OSError as err:  # read-only place, a file where a directory should be, …
+        raise ValueError(f"could not write the zoo: {err}") from err
+    wall = time.perf_counter() - t_start
+    print(f"{args.model} {args.layer}: {len(result)} OIPs, {args.steps} steps ({args.strategy}, seed {args.seed}) "
+          f"in {result.seconds:.1f} s of ascent; wall time {wall:.1f} s")
+    print(f"dead maps: {len(dead)} of {len(result)}" + (f" ({', '.join(map(str, dead))})" if dead else ""))
+    for w in written:
+        print(f"wrote {w}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oipwidgets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -112,6 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dataset", choices=_DATASETS, help="which data set the model classifies")
     ev.add_argument("--data", metavar="DIR", help="directory of IDX files; default: the shipped samples")
     ev.set_defaults(run=_cmd_evaluate)
+
+    zoo = sub.add_parser("zoo", help="the OIPs of every map of a layer, tiled and labelled, as PNG (and HTML)")
+    zoo.add_argument("--model", default="mnist", help="'mnist', 'fashion' or a .keras/.h5 file (default: mnist)")
+    zoo.add_argument("--layer", default="Conv2D_3", help="a layer with maps (default: Conv2D_3)")
+    zoo.add_argument("--steps", type=int, default=400, help="ascent steps per map (default: 400)")
+    zoo.add_argument("--strategy", choices=("simple", "multiscale", "precursor"), default="simple")
+    zoo.add_argument("--seed", type=int, default=0, help="seed of the start noise (default: 0)")
+    zoo.add_argument("--epsilon", type=float, default=0.01, help="step size (default: 0.01)")
+    zoo.add_argument("--cols", type=int, default=8, help="tiles per row (default: 8)")
+    zoo.add_argument("--cmap", default="viridis", help="matplotlib colour map (default: viridis)")
+    zoo.add_argument("--contrast", action="store_true", help="contrast-enhanced tiles instead of plain ones")
+    zoo.add_argument("--out", metavar="FILE", default="zoo.png", help="the PNG to write (default: zoo.png)")
+    zoo.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    zoo.set_defaults(run=_cmd_zoo)
     return parser
 
 
