@@ -143,7 +143,7 @@ class OIPExplorer(widgets.VBox):
     def _build(self):
         info = self._infos[self.layer]
         style = {"description_width": "80px"}
-        full = widgets.Layout(width="290px")
+        full = widgets.Layout(width="330px")
         self.layer_dropdown = widgets.Dropdown(options=list(self._infos), description="layer", style=style, layout=full)
         self.map_slider = widgets.IntSlider(min=0, max=info.size - 1, description="map", style=style, layout=full,
                                             continuous_update=False)
@@ -160,9 +160,9 @@ class OIPExplorer(widgets.VBox):
         self.colormap_dropdown = widgets.Dropdown(options=list(COLORMAPS), description="colours", style=style,
                                                   layout=full)
         self.run_button = widgets.Button(description="Run", button_style="success", icon="play",
-                                         layout=widgets.Layout(width="140px"))
+                                         layout=widgets.Layout(width="160px"))
         self.stop_button = widgets.Button(description="Stop", button_style="warning", icon="stop", disabled=True,
-                                          layout=widgets.Layout(width="140px"))
+                                          layout=widgets.Layout(width="160px"))
         self.progress = widgets.FloatProgress(min=0.0, max=1.0, value=0.0, layout=full)
         self.status_line = widgets.HTML(value="ready", layout=widgets.Layout(width="100%"))
         self.details = widgets.Output(layout=widgets.Layout(max_height="240px", overflow="auto"))
@@ -203,7 +203,7 @@ class OIPExplorer(widgets.VBox):
             [self.layer_dropdown, self.map_slider, self.scales_text, self.weights_box, self.epsilon_slider,
              self.steps_text, self.strategy_dropdown, self.seed_text, self.colormap_dropdown,
              widgets.HBox([self.run_button, self.stop_button]), self.progress],
-            layout=widgets.Layout(width="310px"),
+            layout=widgets.Layout(width="345px"),
         )
         self.children = [
             widgets.HBox([controls, widgets.VBox([self.grid_box, self.loss_figure])]),
@@ -222,7 +222,7 @@ class OIPExplorer(widgets.VBox):
         sliders = []
         for k, ((h, w), value) in enumerate(zip(self.noise_scales, self.noise_weights)):
             s = widgets.FloatSlider(value=value, min=0.0, max=2.0, step=0.05, description=f"w {h}x{w}",
-                                    style={"description_width": "80px"}, layout=widgets.Layout(width="290px"),
+                                    style={"description_width": "80px"}, layout=widgets.Layout(width="330px"),
                                     continuous_update=False)
             s.observe(lambda change, k=k: self._on_weight_slider(k, change["new"]), "value")
             sliders.append(s)
@@ -366,9 +366,10 @@ class OIPExplorer(widgets.VBox):
         self.progress.bar_style = ""
         self.details_box.layout.display = "none"
 
-    def _draw_tile(self, col: int, image, label: str):
+    def _draw_tile(self, col: int, image, label: str, loss: float | None = None):
+        """Column ``col``: plain rendering labelled ``label`` on top, enhanced one labelled with the loss below."""
         self.grid.set_tile(self.grid.index(0, col), plain(image), label)
-        self.grid.set_tile(self.grid.index(1, col), enhanced(image), "")
+        self.grid.set_tile(self.grid.index(1, col), enhanced(image), "" if loss is None else f"loss {loss:.3g}")
 
     def _on_progress(self, p, run_id):
         if run_id != self._run_id:
@@ -385,7 +386,7 @@ class OIPExplorer(widgets.VBox):
             if p.snapshot is not None:
                 step, images, losses = p.snapshot
                 col = 1 + (planned.index(step) if step in planned else min(live["filled"], len(planned) - 1))
-                self._draw_tile(col, images[0], f"step {step}: {losses[0]:.3g}")
+                self._draw_tile(col, images[0], f"step {step}", float(losses[0]))
                 live["filled"] = col
             else:  # the next tile shows the image as it is now
                 col = min(live["filled"] + 1, len(planned))
@@ -417,7 +418,7 @@ class OIPExplorer(widgets.VBox):
             self.grid.clear()
             self._draw_tile(0, r.start, "start")
             for k, (step, img, loss) in enumerate(zip(r.snapshot_steps, r.snapshots, r.snapshot_losses)):
-                self._draw_tile(k + 1, img, f"step {step}: {loss:.3g}")
+                self._draw_tile(k + 1, img, f"step {step}", float(loss))
             stride = max(1, len(r.losses) // MAX_CURVE_POINTS)  # long runs: a thinned curve, not megabytes
             self.loss_line.x = np.arange(len(r.losses), dtype=np.float32)[::stride]
             self.loss_line.y = np.asarray(r.losses, np.float32)[::stride]

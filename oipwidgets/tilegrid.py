@@ -47,7 +47,7 @@ class TileGrid:
         lx = np.array([self._origin(i)[0] + self.w / 2 for i in range(len(self.tiles))], np.float32)
         ly = np.array([self._origin(i)[1] + self.h + self.label_space * 0.85 for i in range(len(self.tiles))], np.float32)
         self.labels = Label(x=lx, y=ly, text=[""] * len(self.tiles), scales={"x": self.xs, "y": self.ys},
-                            align="middle", default_size=11, colors=["#333333"])
+                            align="middle", default_size=10, font_weight="normal", colors=["#333333"])
         width, height = self._width * scale, self._height * scale
         self.figure = Figure(
             marks=[*self.tiles, self.labels],

@@ -37,3 +37,34 @@ def test_widgets_render_and_button_recolours_heatmap(lab_page, lab_server):  # n
 
     wait_for_screenshot_change(page, grid, before, min_fraction=0.2)
     page.get_by_text("clicks: 1").wait_for()
+
+
+DEMO = Path(__file__).resolve().parents[1] / "demo.ipynb"
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "explorer.png"
+
+
+def test_demo_notebook_renders_and_the_explorer_runs_in_the_browser(lab_page, lab_server):  # noqa: F811
+    """demo.ipynb: run all cells, every widget renders; then set a new seed in the first explorer, click Run and
+    see its grid change. With OIP_SCREENSHOT=1 the explorer after the run is saved as docs/explorer.png."""
+    page = run_notebook_in_browser(
+        lab_page,
+        lab_server,
+        DEMO,
+        run_timeout=300,
+        expected={".oip-explorer": 4, ".oip-explorer .oip-grid": 4, ".oip-explorer .oip-loss": 4},
+    )
+    explorer = page.locator(".oip-explorer").first
+    grid = ".oip-explorer .oip-grid"
+    before = element_screenshot(page, grid, name="grid_before_run")
+    assert distinct_colors(before) > 20, "the explorer's grid looks blank after the notebook ran"
+
+    seed = explorer.locator(".widget-inline-hbox", has_text="seed").locator("input")
+    seed.fill("7")
+    seed.press("Enter")
+    click_button(page, "Run", within=".oip-explorer")
+    wait_for_screenshot_change(page, grid, before, min_fraction=0.02, timeout=60)
+    status = explorer.locator(".oip-status")
+    status.filter(has_text="final objective").wait_for(timeout=60_000)
+    if __import__("os").environ.get("OIP_SCREENSHOT"):
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        explorer.screenshot(path=str(SCREENSHOT), animations="disabled")

@@ -87,7 +87,8 @@ def test_run_fills_the_grid_and_the_loss_curve(explorer):
     shown = explorer.grid.shown()
     assert shown == list(range(18))  # two rows of 9 tiles
     labels = list(explorer.grid.labels.text)
-    assert labels[0] == "start" and labels[1].startswith("step 0:") and labels[8].startswith("step 399:")
+    assert labels[:9] == ["start"] + [f"step {s}" for s in r.snapshot_steps]
+    assert labels[10] == f"loss {r.snapshot_losses[0]:.3g}" and labels[17] == f"loss {r.snapshot_losses[-1]:.3g}"
     np.testing.assert_allclose(explorer.grid.tiles[8].color, plain(r.image), atol=1e-6)
     np.testing.assert_allclose(explorer.grid.tiles[17].color, enhanced(r.image), atol=1e-6)
     np.testing.assert_allclose(explorer.grid.tiles[0].color, plain(r.start), atol=1e-6)
