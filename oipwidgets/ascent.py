@@ -14,7 +14,9 @@ than 10 steps → stop). (The article's code writes the denominator as ``loss + 
 The step loop runs inside one ``tf.function`` as a ``tf.while_loop`` of ``n`` steps, ``n`` a tensor, so one trace
 serves every chunk length, map index (passed as a tensor) and batch size bucket. ``ascend`` drives it chunk by
 chunk from Python: chunks end at snapshot steps and last about ``chunk_seconds`` so that progress callbacks arrive
-often and a cancel takes effect quickly.
+often and a cancel takes effect quickly. A batch is split into ``oipwidgets.runtime.workers()`` parts (one per core
+when TensorFlow runs one intra-op thread, see ``oipwidgets.runtime``), each chunk of each part run by its own worker
+thread at the same time; the images are independent, so the results are those of the whole batch.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
+
+from . import runtime
 
 __all__ = ["snapshot_schedule", "AscentLoop", "AscentState", "Progress", "ascend"]
 
@@ -49,11 +53,14 @@ class AscentLoop:
     """A compiled chunk of ascent steps for one probe, objective and input mode.
 
     ``probe``: images (B, H, W, C) → activations; ``objective(activations, params)`` → (B,) scores;
-    ``mode``: an InputMode. ``jit_compile`` asks XLA to fuse the step (faster on CPU for small images).
+    ``mode``: an InputMode. ``jit_compile`` asks XLA to compile the step (on CPU usually slower: XLA's
+    convolution gradients are slow there). ``workers``: how many parts a batch is split into, each run by its own
+    thread (default: ``oipwidgets.runtime.workers()``, one per core when TensorFlow uses one intra-op thread).
     """
 
-    def __init__(self, probe, objective, mode, jit_compile: bool = False):
+    def __init__(self, probe, objective, mode, jit_compile: bool = False, workers: int | None = None):
         self.probe, self.objective, self.mode = probe, objective, mode
+        self.workers = workers
         self._chunk = tf.function(self._chunk_py, jit_compile=jit_compile, reduce_retracing=True)
         self._score = tf.function(self._score_py, reduce_retracing=True)
 
@@ -64,11 +71,14 @@ class AscentLoop:
         """The objective of each image, (B,) float64."""
         return self._score(tf.convert_to_tensor(images, tf.float32), params).numpy().astype(np.float64)
 
-    def _chunk_py(self, img, loss_old, n_zero, conv_run, conv_at, status, j0, n, epsilon, criterion, stop_conv, params):
+    def _chunk_py(self, img, loss_old, ints, j0, n, epsilon, criterion, stop_conv, params):
+        """Up to ``n`` steps. ``ints`` (B, 6) int32 packs n_zero, conv_run, conv_at, status, measured, updated
+        (few loop variables: each costs control-flow ops in every step)."""
         axes = [1, 2, 3]
         losses = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
 
-        def body(i, img, loss_old, n_zero, conv_run, conv_at, status, measured, updated, losses):
+        def body(i, img, loss_old, ints, losses):
+            n_zero, conv_run, conv_at, status, measured, updated = tf.unstack(ints, num=6, axis=1)
             j = j0 + i
             active = tf.equal(status, RUNNING)
             with tf.GradientTape() as tape:
@@ -77,7 +87,10 @@ class AscentLoop:
                 total = tf.reduce_sum(loss)
             grad = tape.gradient(total, img)
             grad = grad / (tf.sqrt(tf.reduce_mean(tf.square(grad), axis=axes, keepdims=True)) + 1e-7)
-            finite = tf.math.is_finite(loss) & tf.reduce_all(tf.math.is_finite(grad), axis=axes)
+            # one reduction serves two tests: the sum is finite iff every value is (the values have RMS 1, so it
+            # cannot overflow), and it is exactly 0 iff the mean is (the article's dead-map test)
+            grad_sum = tf.reduce_sum(grad, axis=axes)
+            finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_sum)
             # convergence: relative loss change, from step CONV_FROM on, CONV_RUN steps in a row
             rel = tf.abs(loss - loss_old) / (tf.abs(loss) + 1e-7)
             met = (j >= CONV_FROM) & (rel < criterion)
@@ -86,7 +99,7 @@ class AscentLoop:
             conv_at = tf.where(conv_now & (conv_at < 0), j, conv_at)
             stop_c = conv_now & stop_conv
             # dead map: loss and mean gradient exactly zero in more than DEAD_LIMIT steps
-            zero = active & tf.equal(loss, 0.0) & tf.equal(tf.reduce_mean(grad, axis=axes), 0.0)
+            zero = active & tf.equal(loss, 0.0) & tf.equal(grad_sum, 0.0)
             n_zero = n_zero + tf.cast(zero, tf.int32)
             dead = active & ~stop_c & (n_zero > DEAD_LIMIT)
             bad = active & ~finite
@@ -98,17 +111,53 @@ class AscentLoop:
             status = tf.where(stop_c, CONVERGED, tf.where(dead, DEAD, tf.where(bad, NONFINITE, status)))
             measured = measured + tf.cast(active & finite, tf.int32)
             updated = updated + tf.cast(update, tf.int32)
-            return i + 1, img, loss_old, n_zero, conv_run, conv_at, status, measured, updated, losses
+            ints = tf.stack([n_zero, conv_run, conv_at, status, measured, updated], axis=1)
+            return i + 1, img, loss_old, ints, losses
 
-        def cond(i, img, loss_old, n_zero, conv_run, conv_at, status, *counters):
-            return (i < n) & tf.reduce_any(tf.equal(status, RUNNING))
+        def cond(i, img, loss_old, ints, losses):
+            return (i < n) & tf.reduce_any(tf.equal(ints[:, 3], RUNNING))
 
-        zeros = tf.zeros_like(status)
-        out = tf.while_loop(
-            cond, body, (tf.constant(0), img, loss_old, n_zero, conv_run, conv_at, status, zeros, zeros, losses)
+        i, img, loss_old, ints, losses = tf.while_loop(cond, body, (tf.constant(0), img, loss_old, ints, losses))
+        return img, loss_old, ints, i, losses.stack()[:i]
+
+    def run_chunk(self, images, loss_old, ints, j0: int, n: int, consts: tuple, params: dict):
+        """Up to ``n`` steps for a batch (numpy in, numpy out), split over the worker threads when there are several.
+
+        Returns images, loss_old, ints (B, 6), done (steps run, the most of any part), losses (done, B) with zeros
+        past a part's end.
+        """
+        b = images.shape[0]
+        parts = min(b, self.workers if self.workers is not None else runtime.workers())
+        j0, n = tf.constant(j0, tf.int32), tf.constant(n, tf.int32)
+        if parts <= 1:
+            out = self._chunk(tf.constant(images), tf.constant(loss_old), tf.constant(ints), j0, n, *consts, params)
+            return tuple(t.numpy() for t in out)
+        bounds = np.linspace(0, b, parts + 1).round().astype(int)
+        flat, treedef = tf.nest.flatten(params), params
+
+        def run(lo, hi):
+            if not np.any(ints[lo:hi, 3] == RUNNING):  # nothing to do (and an empty loss list cannot be stacked)
+                return images[lo:hi], loss_old[lo:hi], ints[lo:hi], np.int32(0), np.zeros((0, hi - lo), np.float32)
+            p = tf.nest.pack_sequence_as(treedef, [t[lo:hi] for t in flat])
+            out = self._chunk(
+                tf.constant(images[lo:hi]), tf.constant(loss_old[lo:hi]), tf.constant(ints[lo:hi]), j0, n, *consts, p
+            )
+            return tuple(t.numpy() for t in out)
+
+        pool = runtime.executor()
+        futures = [pool.submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        outs = [f.result() for f in futures]
+        done = max(int(o[3]) for o in outs)
+        losses = np.zeros((done, b), np.float32)
+        for (lo, hi), o in zip(zip(bounds[:-1], bounds[1:]), outs):
+            losses[: o[4].shape[0], lo:hi] = o[4]
+        return (
+            np.concatenate([o[0] for o in outs]),
+            np.concatenate([o[1] for o in outs]),
+            np.concatenate([o[2] for o in outs]),
+            np.int32(done),
+            losses,
         )
-        i, img, loss_old, n_zero, conv_run, conv_at, status, measured, updated, losses = out
-        return img, loss_old, n_zero, conv_run, conv_at, status, measured, updated, i, losses.stack()[:i]
 
 
 @dataclass
@@ -200,10 +249,10 @@ def ascend(
     state.loss_old[:] = 0
     state.n_zero[:] = 0
     state.conv_run[:] = 0
-    tensors = dict(
-        epsilon=tf.constant(epsilon, tf.float32),
-        criterion=tf.constant(conv_criterion, tf.float32),
-        stop_conv=tf.constant(bool(stop_on_convergence)),
+    consts = (
+        tf.constant(epsilon, tf.float32),
+        tf.constant(conv_criterion, tf.float32),
+        tf.constant(bool(stop_on_convergence)),
     )
     j, chunk = 0, 2  # a short first chunk measures the speed
     conv_at_local = np.full(b, -1, np.int32)
@@ -215,23 +264,13 @@ def ascend(
         n = max(1, min(chunk, next_mark + 1 - j, steps - j))
         before = state.status == RUNNING
         t0 = time.perf_counter()
-        out = loop._chunk(
-            tf.constant(state.images),
-            tf.constant(state.loss_old),
-            tf.constant(state.n_zero),
-            tf.constant(state.conv_run),
-            tf.constant(conv_at_local),
-            tf.constant(state.status),
-            tf.constant(j, tf.int32),
-            tf.constant(n, tf.int32),
-            tensors["epsilon"],
-            tensors["criterion"],
-            tensors["stop_conv"],
-            params,
-        )
-        images, loss_old, n_zero, conv_run, conv_at, status, measured, updated, done, losses = (
-            t.numpy() for t in out
-        )
+        ints = np.stack(
+            [state.n_zero, state.conv_run, conv_at_local, state.status, np.zeros(b, np.int32), np.zeros(b, np.int32)],
+            axis=1,
+        ).astype(np.int32)
+        images, loss_old, ints, done, losses = loop.run_chunk(state.images, state.loss_old, ints, j, n, consts, params)
+        n_zero, conv_run, conv_at, status, measured, updated = (np.ascontiguousarray(c) for c in ints.T)
+        done = int(done)
         dt = time.perf_counter() - t0
         if done > 0:
             chunk = max(1, min(4096, int(chunk_seconds * done / max(dt, 1e-6))))

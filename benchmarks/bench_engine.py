@@ -1,0 +1,210 @@
+"""Benchmark of OIPEngine against the article's eager loop and against the machine's arithmetic floor.
+
+Run: ``.venv/bin/python benchmarks/bench_engine.py [--quick]`` (one process; about a minute, ``--quick`` less).
+
+(a) the article's way: eager ``tf.GradientTape`` per step on ``keras.Model(model.inputs, layer.output)``, one map,
+    400 steps: loss = mean of the map; g = dloss/dimg; g /= sqrt(mean(g²)) + 1e-7;
+    img = per_image_standardization(img + 0.01·g).
+(b) ``engine.run(map, steps=400, seed=…)`` for one map, warm (after one warm-up run).
+(c) ``engine.run_layer(steps=400, seed=…)`` for all maps of the layer, warm.
+(d) the floor: the forward + input-gradient FLOPs of the convolutions up to the layer, counted from their shapes
+    (2·H_out·W_out·kh·kw·C_in·C_out per forward, the same again for its input gradient; pooling, activations,
+    bias and the per-step elementwise work are ignored) × maps × 400 steps ÷ the FLOP/s of a large float32 matmul
+    (2048×2048 in a tf.function) measured here, on all worker threads at once (the machine's best rate).
+
+Medians over repetitions; everything in one process, because a process can run in a faster or slower mode for
+its whole life. The thread setting in force (``oipwidgets.runtime``) applies to all four, the eager loop included.
+Memory: peak RSS (ru_maxrss) and RSS growth (/proc/self/statm) over 100 repeated ``run`` calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import oipwidgets as ow  # noqa: E402 - first: configures TensorFlow's threads before any op runs
+from oipwidgets import runtime  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+STEPS = 400
+EPSILON = 0.01
+LAYER = "Conv2D_3"
+MAP = 3
+SEED = 1
+
+TARGETS = {
+    "layer_vs_eager": 100.0,  # (c) vs maps × (a): at least this speed-up
+    "layer_vs_floor": 2.0,  # (c) ÷ (d): at most this
+    "run_vs_eager": 25.0,  # (a) ÷ (b): at least this
+    "rss_growth_mb": 20.0,  # over 100 run calls: at most this
+}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def timed(fn, reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def fmt(ts: list[float]) -> str:
+    return f"median {statistics.median(ts):8.4f} s  (min {min(ts):.4f}, max {max(ts):.4f}, n={len(ts)})"
+
+
+def matmul_rate(threads: int, reps: int = 4, n: int = 2048) -> float:
+    """FLOP/s of n×n float32 matmuls in a tf.function, run by ``threads`` Python threads at once."""
+
+    @tf.function
+    def mm(a, b):
+        return tf.matmul(a, b)
+
+    a = tf.random.normal((n, n), seed=1)
+    b = tf.random.normal((n, n), seed=2)
+    mm(a, b).numpy()
+
+    def work():
+        for _ in range(reps):
+            mm(a, b).numpy()
+
+    best = 0.0
+    for _ in range(2):
+        ts = [threading.Thread(target=work) for _ in range(threads)]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        best = max(best, threads * reps * 2 * n**3 / (time.perf_counter() - t0))
+    return best
+
+
+def conv_flops(model: keras.Model, layer_name: str) -> tuple[int, list[str]]:
+    """Forward + input-gradient FLOPs per image and step of the Conv2D layers up to ``layer_name``."""
+    total, lines = 0, []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, c_in, c_out = (int(d) for d in layer.kernel.shape)
+            _, h, w, _ = layer.output.shape
+            fwd = 2 * h * w * kh * kw * c_in * c_out
+            total += 2 * fwd
+            lines.append(f"    {layer.name}: out {h}×{w}×{c_out}, {kh}×{kw}×{c_in}: fwd {fwd / 1e6:.3f} MFLOP, "
+                         f"+ input grad {fwd / 1e6:.3f} MFLOP")
+        if layer.name == layer_name:
+            break
+    return total, lines
+
+
+def eager_article(sub: keras.Model, start: np.ndarray, map_index: int, steps: int) -> np.ndarray:
+    img = tf.constant(start[None], tf.float32)
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            tape.watch(img)
+            loss = tf.reduce_mean(sub(img)[0, :, :, map_index])
+        grad = tape.gradient(loss, img)
+        grad /= tf.sqrt(tf.reduce_mean(tf.square(grad))) + 1e-7
+        img = tf.image.per_image_standardization(img + EPSILON * grad)
+    return img.numpy()
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args(argv)
+    reps_a, reps_b, reps_c = (3, 3, 2) if args.quick else (5, 7, 3)
+
+    t_start = time.perf_counter()
+    print(f"oipwidgets {ow.__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    print(f"cores usable {runtime.usable_cores()}, TF intra-op threads "
+          f"{tf.config.threading.get_intra_op_parallelism_threads()}, inter-op "
+          f"{tf.config.threading.get_inter_op_parallelism_threads()}, batch workers {runtime.workers()} "
+          f"({runtime.ENV_VAR}={os.environ.get(runtime.ENV_VAR, 'auto (unset)')})")
+
+    model = ow.load_default_model("mnist")
+    engine = ow.OIPEngine(model, LAYER)
+    maps = engine.size
+    sub = keras.Model(model.inputs, model.get_layer(LAYER).output)
+    start = engine.run(MAP, steps=1, seed=SEED).start
+
+    # (d) floor
+    rate1 = matmul_rate(1)
+    rate_all = matmul_rate(max(1, runtime.workers()))
+    per_step, lines = conv_flops(model, LAYER)
+    work = per_step * maps * STEPS
+    floor = work / rate_all
+    print("\n(d) floor")
+    print(f"  matmul 2048×2048 float32: {rate1 / 1e9:.1f} GFLOP/s on one thread, "
+          f"{rate_all / 1e9:.1f} GFLOP/s on {max(1, runtime.workers())} threads at once (used)")
+    print("\n".join(lines))
+    print(f"  per image-step {per_step / 1e6:.3f} MFLOP (convolutions only; pooling, activations, bias and "
+          f"elementwise work ignored)")
+    print(f"  × {maps} maps × {STEPS} steps = {work / 1e9:.1f} GFLOP → floor {floor:.4f} s")
+
+    # (a) the article's eager loop
+    eager_article(sub, start, MAP, 5)  # warm-up (first-call costs)
+    ta = timed(lambda: eager_article(sub, start, MAP, STEPS), reps_a)
+    print(f"\n(a) eager article loop, 1 map, {STEPS} steps: {fmt(ta)}")
+
+    # (b) engine.run, one map
+    engine.run(MAP, steps=STEPS, seed=SEED)
+    tb = timed(lambda: engine.run(MAP, steps=STEPS, seed=SEED), reps_b)
+    print(f"(b) engine.run, 1 map, {STEPS} steps:        {fmt(tb)}")
+
+    # (c) engine.run_layer, all maps
+    engine.run_layer(steps=STEPS, seed=SEED)
+    tc = timed(lambda: engine.run_layer(steps=STEPS, seed=SEED), reps_c)
+    print(f"(c) engine.run_layer, {maps} maps, {STEPS} steps: {fmt(tc)}")
+
+    # memory
+    rss0 = rss_mb()
+    for _ in range(100):
+        engine.run(MAP, steps=STEPS, seed=SEED)
+    rss1 = rss_mb()
+    growth = rss1 - rss0
+    print(f"\nmemory: RSS {rss0:.1f} MB → {rss1:.1f} MB over 100 run calls (growth {growth:+.1f} MB); "
+          f"peak RSS (ru_maxrss) {peak_mb():.1f} MB")
+
+    a, b, c = statistics.median(ta), statistics.median(tb), statistics.median(tc)
+    r_layer = maps * a / c
+    r_floor = c / floor
+    r_run = a / b
+    print("\nratios (medians)")
+    print(f"  (c) vs {maps}×(a): {r_layer:7.1f}× faster   target ≥ {TARGETS['layer_vs_eager']:g}×  "
+          f"{verdict(r_layer >= TARGETS['layer_vs_eager'])}")
+    print(f"  (c) vs (d):     {r_floor:7.2f}× the floor target ≤ {TARGETS['layer_vs_floor']:g}×   "
+          f"{verdict(r_floor <= TARGETS['layer_vs_floor'])}")
+    print(f"  (b) vs (a):     {r_run:7.1f}× faster   target ≥ {TARGETS['run_vs_eager']:g}×   "
+          f"{verdict(r_run >= TARGETS['run_vs_eager'])}")
+    print(f"  RSS growth:     {growth:7.1f} MB         target ≤ {TARGETS['rss_growth_mb']:g} MB "
+          f"{verdict(growth <= TARGETS['rss_growth_mb'])}")
+    print(f"\ntotal benchmark time {time.perf_counter() - t_start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
