@@ -201,3 +201,11 @@ def top_k_all(model_or_engine, layer, images, k: int = 9, *, maps=None, preproce
     k = _check_k(k, arr.shape[0])
     means = _means(eng, arr, preprocess, _check_batch(batch_size))
     return [_make(eng, m, means[:, m], images, k) for m in indices]
+
+
+def default_examples(model) -> np.ndarray | None:
+    """The shipped MNIST sample images (raw uint8, (100, 28, 28)) for a 28×28×1 model, else None."""
+    from .datasets import samples
+
+    shape = tuple(model.inputs[0].shape[1:])
+    return samples("mnist")[0] if shape == (28, 28, 1) else None

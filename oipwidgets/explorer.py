@@ -22,6 +22,7 @@ from traitlets import Bool, Enum, Float, Instance, Int, List, TraitError, Tuple,
 from . import export
 from .ascent import snapshot_schedule
 from .engine import OIPEngine
+from .examples import default_examples, top_k_all
 from .models import load_default_model
 from .noise import DEFAULT_SCALES, DEFAULT_WEIGHTS, MultiScaleNoise
 from .render import COLORMAPS, enhanced, plain
@@ -82,12 +83,18 @@ class OIPExplorer(widgets.VBox):
     status = Unicode("ready", read_only=True)
     running = Bool(False, read_only=True)
 
-    def __init__(self, model: keras.Model | None = None, layer=None, *, input_shape=None, **kwargs):
+    def __init__(self, model: keras.Model | None = None, layer=None, *, input_shape=None, examples=None, k: int = 8,
+                 **kwargs):
         self.model = load_default_model("mnist") if model is None else model
         self._infos = {i.name: i for i in OIPEngine.layers(self.model, input_shape)}
         if not self._infos:
             raise ValueError("this model has no layer with maps or units to explore")
         self._input_shape = input_shape
+        self.examples = default_examples(self.model) if examples is None else np.asarray(examples)
+        if self.examples is not None and len(self.examples) == 0:
+            raise ValueError("examples is an empty image set; give at least one image or None")
+        self.k = min(int(k), 0 if self.examples is None else len(self.examples))
+        self._topk: dict[str, list] = {}
         self._engines: dict[str, OIPEngine] = {}
         self._worker = Worker()
         self._run_id = 0
@@ -205,12 +212,14 @@ class OIPExplorer(widgets.VBox):
              widgets.HBox([self.run_button, self.stop_button]), self.progress],
             layout=widgets.Layout(width="345px"),
         )
+        self.examples_box = widgets.VBox()
         self.children = [
-            widgets.HBox([controls, widgets.VBox([self.grid_box, self.loss_figure])]),
+            widgets.HBox([controls, widgets.VBox([self.grid_box, self.loss_figure, self.examples_box])]),
             self.status_line,
             self.details_box,
         ]
         self.add_class("oip-explorer")
+        self._show_examples()
 
     def _make_grid(self, cols: int):
         h, w, _ = self._engine().input_shape
@@ -268,10 +277,40 @@ class OIPExplorer(widgets.VBox):
                 self.map_index = 0
             self.map_slider.max = size - 1
             self.map_slider.description = "map" if self._infos[change["new"]].kind == "maps" else "unit"
+            self._show_examples()
 
     @observe("map_index")
     def _map_changed(self, change):
         self._cancel_for_change()
+        self._show_examples()
+
+    def top_examples(self, map_index: int | None = None):
+        """The ``k`` example images that activate the map (or unit) most, as a ``TopK``; None without examples."""
+        if self.examples is None or self.k < 1:
+            return None
+        if self.layer not in self._topk:
+            self._topk[self.layer] = top_k_all(self._engine(), None, self.examples, k=self.k)
+        return self._topk[self.layer][self.map_index if map_index is None else map_index]
+
+    def _show_examples(self):
+        if not hasattr(self, "examples_box"):
+            return
+        top = self.top_examples()
+        if top is None:
+            self.examples_box.children = []
+            return
+        h, w, _ = self._engine().input_shape
+        grid = TileGrid(1, len(top.indices), (h, w), scheme="Greys", scale=1.5, label_space=10,
+                        css_class="oip-examples")
+        for j, (idx, act, img) in enumerate(zip(top.indices, top.activations, top.images)):
+            grid.set_tile(j, plain(np.asarray(img, np.float32)), f"{act:.2f}")
+        self.examples_grid = grid
+        what = "map" if self._infos[self.layer].kind == "maps" else "unit"
+        self.examples_box.children = [
+            widgets.HTML(f"<small>the {len(top.indices)} example images that activate {what} {self.map_index} "
+                         "most (mean activation below each)</small>"),
+            grid.figure,
+        ]
 
     @observe("colormap")
     def _colormap_changed(self, change):
@@ -334,9 +373,7 @@ class OIPExplorer(widgets.VBox):
 
         self._worker.start(job, lambda value, error: self._on_done(value, error, run_id))
         if wait:
-            self._worker.join()
-            if self._worker.error is not None:
-                raise self._worker.error
+            self._worker.outcome()  # raises what the run raised
             return self.result
         return None
 

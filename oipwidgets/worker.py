@@ -54,6 +54,13 @@ class Worker:
         if wait and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    def outcome(self, timeout: float | None = None):
+        """Wait for the job to end; return its value, or raise its exception."""
+        self.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.value
+
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)

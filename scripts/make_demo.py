@@ -80,7 +80,23 @@ print(f"Fashion-MNIST model: test accuracy {ow.model_card('fashion')['test_accur
 fashion_explorer = ow.OIPExplorer(fashion, map_index=3, seed=0)
 fashion_explorer.run(wait=True)
 fashion_explorer"""),
-md("""## 5. Keep the results
+md("""## 5. The zoo of a whole layer
+
+All 64 maps of `Conv2D_3` at once, computed as one batch: each tile shows a map's OIP with its index and final mean
+activation; dead maps are marked. Sort by activation, click a tile to see its OIP beside the sample digits that
+activate that map most, and open it in an explorer."""),
+code("""zoo = ow.LayerZoo(model, "Conv2D_3", steps=200, seed=1)
+zoo.run(wait=True)
+zoo.selected = int(np.argmax(zoo.result.final_losses))  # the same as clicking the strongest tile
+print(zoo.status)
+zoo"""),
+md("""## 6. What a real digit does inside the network
+
+The activation patterns a real input creates: every map of a conv layer (one shared colour scale, so maps compare),
+the units of the dense layer, and the class probabilities. The values are exactly the model's."""),
+code("""viewer = ow.ActivationViewer(model, labels=ow.datasets.samples("mnist")[1], image_index=3)
+viewer"""),
+md("""## 7. Keep the results
 
 The final OIP and the grid as PNG, the emerging pattern as an animated GIF, and the whole result (images,
 snapshots, steps, losses, parameters) as `.npz`."""),

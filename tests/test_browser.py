@@ -51,7 +51,14 @@ def test_demo_notebook_renders_and_the_explorer_runs_in_the_browser(lab_page, la
         lab_server,
         DEMO,
         run_timeout=300,
-        expected={".oip-explorer": 4, ".oip-explorer .oip-grid": 4, ".oip-explorer .oip-loss": 4},
+        expected={
+            ".oip-explorer": 4,
+            ".oip-explorer .oip-grid": 4,
+            ".oip-explorer .oip-loss": 4,
+            ".oip-layer-zoo .oip-zoo": 1,
+            ".oip-layer-zoo .oip-zoo-detail": 1,
+            ".oip-activations .oip-maps": 1,
+        },
     )
     explorer = page.locator(".oip-explorer").first
     grid = ".oip-explorer .oip-grid"

@@ -229,3 +229,16 @@ def test_result_observers_fire_once_per_run(explorer):
     explorer.steps = 30
     explorer.run(wait=True)
     assert len(got) == 1 and got[0].steps == 30
+
+
+def test_explorer_shows_the_top_examples_of_its_map(explorer):
+    top = explorer.top_examples()
+    assert len(top.indices) == 8 and top.map == 5
+    assert list(explorer.examples_grid.labels.text) == [f"{a:.2f}" for a in top.activations]
+    engine = ow.OIPEngine(explorer.model, "Conv2D_3")
+    means = engine.activations(ow.preprocessing.to_model_input(explorer.examples))[..., 5].mean(axis=(1, 2))
+    np.testing.assert_array_equal(top.indices, np.argsort(-means, kind="stable")[:8])
+    explorer.map_index = 9
+    means9 = engine.activations(ow.preprocessing.to_model_input(explorer.examples))[..., 9].mean(axis=(1, 2))
+    assert explorer.top_examples().map == 9
+    assert explorer.examples_grid.labels.text[0] == f"{means9.max():.2f}"

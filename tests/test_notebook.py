@@ -29,8 +29,9 @@ def test_demo_notebook_executes(tmp_path):
     assert "dead for seed 1:" in text and "LayerResult(64 OIPs" in text
     assert "Fashion-MNIST model: test accuracy" in text
     assert "oip.gif" in text
+    assert "64 maps in" in text and "dead for this noise" in text
     widget_views = [
         o for c in nb.cells for o in c.get("outputs", [])
         if o.output_type in ("display_data", "execute_result") and "application/vnd.jupyter.widget-view+json" in o.data
     ]
-    assert len(widget_views) >= 3  # the explorer, the linked pair, the Fashion-MNIST explorer
+    assert len(widget_views) >= 5  # the explorer, the linked pair, the Fashion-MNIST explorer, zoo, viewer

@@ -1,0 +1,189 @@
+"""ActivationViewer: what a real input image does inside the CNN (the article's parts IV and VI).
+
+Choose an input image; see every map of a conv layer for it as one tiled grid (one colour scale spanning that
+layer's activations for this image, so maps compare directly), the activations of a dense layer as bars, and the
+class probabilities. All values shown are exactly the model's outputs (``activations()`` returns them).
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import keras
+import numpy as np
+from bqplot import Axis, Bars, Figure, LinearScale, OrdinalScale
+from traitlets import Enum, Int, TraitError, Unicode, observe, validate
+
+from .models import load_default_model
+from .preprocessing import to_model_input
+from .probe import ensure_built, probeable_layers
+from .render import COLORMAPS, plain
+from .tilegrid import TileGrid
+
+__all__ = ["ActivationViewer"]
+
+
+class ActivationViewer(widgets.VBox):
+    """Activations of one input image across a conv layer's maps, a dense layer and the class outputs.
+
+    model: a ``keras.Model`` (default: the shipped MNIST CNN); images: raw images (N, H, W[, C]) (default: the
+    shipped MNIST samples for a 28×28×1 model), standardised per image unless ``preprocess=False``; labels and
+    class_names: optional, for captions.
+    """
+
+    image_index = Int(0)
+    layer = Unicode(help="conv-like layer whose maps are shown")
+    dense_layer = Unicode(help="2-D layer whose units are shown as bars")
+    colormap = Enum(COLORMAPS, default_value="viridis")
+
+    def __init__(self, model: keras.Model | None = None, images=None, *, labels=None, class_names=None,
+                 preprocess: bool = True, input_shape=None, cols: int = 8, **kwargs):
+        self.model = ensure_built(load_default_model("mnist") if model is None else model, input_shape)
+        shape = tuple(self.model.inputs[0].shape[1:])
+        if images is None:
+            if shape != (28, 28, 1):
+                raise ValueError(f"give images for this model (input {shape}); the shipped samples are 28×28×1")
+            from .datasets import CLASS_NAMES, samples
+
+            images, labels = samples("mnist")
+            class_names = class_names or CLASS_NAMES["mnist"]
+        images = np.asarray(images)
+        given = images.shape
+        if images.ndim == 3 and shape[-1] == 1:
+            images = images[..., None]
+        if images.ndim != 4 or len(images) == 0 or images.shape[1:] != shape:
+            raise ValueError(
+                f"images must be a non-empty array (N, {', '.join(map(str, shape))}) for this model"
+                + (f" or (N, {shape[0]}, {shape[1]})" if shape[-1] == 1 else "")
+                + f"; got shape {given}"
+            )
+        self.images = images
+        self.inputs = to_model_input(images) if preprocess else images.astype(np.float32)
+        self.labels = None if labels is None else np.asarray(labels)
+        infos = probeable_layers(self.model)
+        self._maps = {i.name: i for i in infos if i.kind == "maps"}
+        self._units = {i.name: i for i in infos if i.kind == "units"}
+        if not self._maps:
+            raise ValueError(f"model {self.model.name!r} has no conv-like layer (4-D output) to show")
+        n_out = int(self.model.outputs[0].shape[-1])
+        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(n_out)]
+        self.cols = int(cols)
+        self._probes = {}
+        super().__init__()
+        self.layer = next((n for n in self._maps if n == "Conv2D_3"), list(self._maps)[-1])
+        dense = [n for n in self._units if n != self.model.layers[-1].name] or list(self._units)
+        self.dense_layer = dense[-1] if dense else ""
+        self._build()
+        for name, value in kwargs.items():
+            if not self.has_trait(name):
+                raise TypeError(f"ActivationViewer has no setting {name!r}")
+            setattr(self, name, value)
+        self._update()
+
+    @validate("image_index")
+    def _check_index(self, proposal):
+        n = len(self.images)
+        if not 0 <= proposal["value"] < n:
+            raise TraitError(f"image index {proposal['value']} is out of range: {n} images (0..{n - 1})")
+        return proposal["value"]
+
+    @validate("layer")
+    def _check_layer(self, proposal):
+        if proposal["value"] not in self._maps:
+            raise TraitError(f"unknown conv layer {proposal['value']!r}; layers with maps: {', '.join(self._maps)}")
+        return proposal["value"]
+
+    @validate("dense_layer")
+    def _check_dense(self, proposal):
+        if proposal["value"] and proposal["value"] not in self._units:
+            raise TraitError(f"unknown dense layer {proposal['value']!r}; layers with units: {', '.join(self._units)}")
+        return proposal["value"]
+
+    # ------------------------------------------------------------------ numbers
+    def _probe(self, name: str) -> keras.Model:
+        if name not in self._probes:
+            self._probes[name] = keras.Model(self.model.inputs[0], self.model.get_layer(name).output)
+        return self._probes[name]
+
+    def activations(self, index: int | None = None) -> dict:
+        """Exactly what is shown for image ``index`` (default: the current one): ``maps`` (h, w, maps) of ``layer``,
+        ``dense`` (units,) of ``dense_layer``, ``probabilities`` (classes,) of the model output."""
+        i = self.image_index if index is None else index
+        x = self.inputs[i : i + 1]
+        out = {"maps": np.asarray(self._probe(self.layer)(x, training=False))[0]}
+        if self.dense_layer:
+            out["dense"] = np.asarray(self._probe(self.dense_layer)(x, training=False))[0]
+        out["probabilities"] = np.asarray(self.model(x, training=False))[0]
+        return out
+
+    # ------------------------------------------------------------------ view
+    def _build(self):
+        style = {"description_width": "70px"}
+        self.index_slider = widgets.IntSlider(min=0, max=len(self.images) - 1, description="image", style=style)
+        self.layer_dropdown = widgets.Dropdown(options=list(self._maps), description="maps of", style=style)
+        self.dense_dropdown = widgets.Dropdown(options=list(self._units), description="units of", style=style)
+        for trait, control in [("image_index", self.index_slider), ("layer", self.layer_dropdown),
+                               ("dense_layer", self.dense_dropdown)]:
+            widgets.link((self, trait), (control, "value"))
+        h, w, _ = self.model.inputs[0].shape[1:]
+        self.input_grid = TileGrid(1, 1, (int(h), int(w)), scale=3.0, scheme="Greys", css_class="oip-input")
+        self.caption = widgets.HTML()
+        self.maps_box = widgets.Box()
+        self.dense_x, self.dense_y = OrdinalScale(), LinearScale()
+        self.dense_bars = Bars(x=np.arange(1), y=np.zeros(1, np.float32), scales={"x": self.dense_x, "y": self.dense_y},
+                               colors=["#2a788e"])
+        self.dense_figure = Figure(marks=[self.dense_bars], title="dense layer",
+                                   axes=[Axis(scale=self.dense_x, label="unit", num_ticks=10),
+                                         Axis(scale=self.dense_y, orientation="vertical", tick_format=".2g")],
+                                   fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10},
+                                   layout=widgets.Layout(width="520px", height="220px"))
+        self.prob_x, self.prob_y = OrdinalScale(), LinearScale(min=0.0, max=1.0)
+        self.prob_bars = Bars(x=self.class_names, y=np.zeros(len(self.class_names), np.float32),
+                              scales={"x": self.prob_x, "y": self.prob_y}, colors=["#7ad151"])
+        self.prob_figure = Figure(marks=[self.prob_bars], title="class probabilities",
+                                  axes=[Axis(scale=self.prob_x), Axis(scale=self.prob_y, orientation="vertical")],
+                                  fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10},
+                                  layout=widgets.Layout(width="520px", height="220px"))
+        self.children = [
+            widgets.HBox([self.index_slider, self.layer_dropdown, self.dense_dropdown]),
+            widgets.HBox([widgets.VBox([self.input_grid.figure, self.caption]), self.maps_box]),
+            widgets.HBox([self.dense_figure, self.prob_figure]),
+        ]
+        self.add_class("oip-activations")
+
+    @observe("image_index", "layer", "dense_layer")
+    def _changed(self, change):
+        if hasattr(self, "maps_box"):
+            self._update()
+
+    @observe("colormap")
+    def _colormap_changed(self, change):
+        if hasattr(self, "maps_grid"):
+            self.maps_grid.scheme = change["new"]
+
+    def _update(self):
+        acts = self.activations()
+        maps = acts["maps"]
+        h, w, n = maps.shape
+        cols = min(self.cols, n)
+        grid = getattr(self, "maps_grid", None)
+        if grid is None or grid.h != h or grid.w != w or len(grid.tiles) != -(-n // cols) * cols:
+            scale = max(1.0, min(4.0, 60.0 / max(h, w)))
+            grid = TileGrid(-(-n // cols), cols, (h, w), scheme=self.colormap, scale=scale, css_class="oip-maps")
+            self.maps_grid = grid
+            self.maps_box.children = [grid.figure]
+        lo, hi = float(maps.min()), float(maps.max())
+        with grid.figure.hold_sync():
+            grid.colors.min, grid.colors.max = lo, hi if hi > lo else lo + 1.0
+            for m in range(n):
+                grid.set_tile(m, maps[:, :, m], f"{m}")
+        self.input_grid.set_tile(0, plain(self.images[self.image_index]), "input")
+        probs = acts["probabilities"]
+        pred = int(np.argmax(probs))
+        label = "" if self.labels is None else f"label {self.class_names[int(self.labels[self.image_index])]}, "
+        self.caption.value = (f"{label}predicted <b>{self.class_names[pred]}</b> ({probs[pred]:.1%}); "
+                              f"maps of {self.layer}: {lo:.3g} … {hi:.3g}")
+        if "dense" in acts:
+            self.dense_bars.x = np.arange(len(acts["dense"]))
+            self.dense_bars.y = acts["dense"].astype(np.float32)
+            self.dense_figure.title = f"{self.dense_layer}: {len(acts['dense'])} units"
+        self.prob_bars.y = probs.astype(np.float32)

@@ -1,0 +1,147 @@
+"""LayerZoo and ActivationViewer without a browser: coverage, exact values, clicks, errors."""
+
+import keras
+import numpy as np
+import pytest
+from traitlets import TraitError
+
+import oipwidgets as ow
+from oipwidgets.render import mosaic, plain
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return ow.load_default_model("mnist")
+
+
+@pytest.fixture(scope="module")
+def zoo(mnist):
+    z = ow.LayerZoo(mnist, "Conv2D_3", steps=40, seed=1)
+    z.run(wait=True)
+    return z
+
+
+def tiles_of(z):
+    """Cut the zoo's single mosaic back into its tiles, in display order."""
+    h, w, gap, label = z._tile
+    color = np.asarray(z.heatmap.color)
+    n = len(z._order)
+    out = []
+    for i in range(n):
+        r, c = divmod(i, z.cols)
+        out.append(color[r * (h + label + gap) : r * (h + label + gap) + h, c * (w + gap) : c * (w + gap) + w])
+    return np.stack(out)
+
+
+def test_zoo_covers_every_map_once_with_run_layer_images(mnist, zoo):
+    r = zoo.result
+    assert len(r) == 64 and sorted(r.maps) == list(range(64))
+    reference = ow.OIPEngine(mnist, "Conv2D_3").run_layer(steps=40, seed=1)
+    np.testing.assert_allclose(r.images, reference.images, atol=1e-5)
+    tiles = tiles_of(zoo)
+    assert tiles.shape == (64, 28, 28)
+    expected = np.stack([plain(im) for im in r.images])
+    np.testing.assert_allclose(tiles, expected, atol=1e-5)
+    # one bqplot image for the whole layer, not one figure per map
+    assert sum(type(m).__name__ == "HeatMap" for m in zoo.figure.marks) == 1
+    labels = list(zoo.labels.text)
+    for m in (0, 5, 63):
+        res = r[m]
+        assert labels[m] == (f"{m}: dead" if res.dead else f"{m}: {res.final_loss:.2f}")
+    dead = [m for m in range(64) if r[m].dead]
+    assert dead and all(zoo.labels.colors[m] == "#d00000" for m in dead)
+    assert "dead for this noise" in zoo.status
+
+
+def test_zoo_sorts_by_activation(zoo):
+    zoo.sort = "activation"
+    losses = zoo.result.final_losses
+    assert list(losses[zoo._order]) == sorted(losses, reverse=True)
+    tiles = tiles_of(zoo)
+    np.testing.assert_allclose(tiles[0], plain(zoo.result.images[zoo._order[0]]), atol=1e-5)
+    assert zoo.labels.text[0].startswith(f"{zoo._order[0]}:")
+    zoo.sort = "map"
+    assert list(zoo._order) == list(range(64))
+
+
+def test_clicking_a_tile_selects_its_map_and_shows_examples(zoo):
+    zoo.sort = "activation"
+    zoo.hits.selected = [2]  # what a click on the third tile does in the browser
+    m = int(zoo._order[2])
+    assert zoo.selected == m
+    assert not zoo.explorer_button.disabled
+    top = zoo.top_examples(m)
+    assert len(top.indices) == zoo.k and list(top.activations) == sorted(top.activations, reverse=True)
+    labels = list(zoo.detail_grid.labels.text)
+    assert labels[1] == f"#{top.indices[0]}: {top.activations[0]:.2f}"
+    ex = zoo.open_explorer()
+    assert isinstance(ex, ow.OIPExplorer) and ex.map_index == m and ex.layer == "Conv2D_3" and ex.steps == 40
+    zoo._show_explorer()
+    assert zoo.explorer_area.children[0].map_index == m
+    zoo.sort = "map"
+    assert zoo.hits.selected == [m]  # the selection follows its map when the order changes
+
+
+def test_zoo_rerun_with_other_settings_and_errors(mnist):
+    z = ow.LayerZoo(mnist, "Conv2D_2", steps=5, seed=2, strategy="multiscale")
+    r = z.run(wait=True)
+    assert len(r) == 64 and r[0].params["strategy"] == "multiscale"
+    z.layer = "Conv2D_1"
+    assert z.result is None and len(z._order) == 32
+    with pytest.raises(TraitError, match="unknown layer 'Dense_1' for a zoo; layers with maps:.*Conv2D_3"):
+        z.layer = "Dense_1"
+    with pytest.raises(TraitError, match="selected map 40 is out of range.*32 maps"):
+        z.selected = 40
+    with pytest.raises(TraitError, match="k must be between 1 and the number of example images \\(100\\)"):
+        z.k = 101
+    with pytest.raises(ValueError, match="empty image set"):
+        ow.LayerZoo(mnist, examples=np.zeros((0, 28, 28)))
+    dense_only = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="conv-like layers"):
+        ow.LayerZoo(dense_only)
+    with pytest.raises(ValueError, match="no map selected"):
+        z.open_explorer()
+
+
+def test_activation_viewer_shows_exactly_the_models_values(mnist):
+    images, labels = ow.datasets.samples("mnist")
+    v = ow.ActivationViewer(mnist, images, labels=labels, image_index=12)
+    x = ow.preprocessing.to_model_input(images[12:13])
+    sub = keras.Model(mnist.inputs[0], mnist.get_layer("Conv2D_3").output)
+    maps = sub(x).numpy()[0]
+    np.testing.assert_array_equal(v.activations()["maps"], maps)
+    for m in (0, 17, 63):
+        np.testing.assert_array_equal(v.maps_grid.tiles[m].color, maps[:, :, m].astype(np.float32))
+    assert v.maps_grid.colors.min == maps.min() and v.maps_grid.colors.max == maps.max()
+    dense = keras.Model(mnist.inputs[0], mnist.get_layer("Dense_1").output)(x).numpy()[0]
+    np.testing.assert_allclose(v.dense_bars.y, dense, rtol=1e-6)
+    probs = mnist(x).numpy()[0]
+    np.testing.assert_allclose(v.prob_bars.y, probs, rtol=1e-6)
+    assert f"label {labels[12]}" in v.caption.value and f"predicted <b>{np.argmax(probs)}</b>" in v.caption.value
+    v.layer = "Conv2D_1"
+    assert len(v.maps_grid.tiles) == 32 and v.maps_grid.h == 26
+    with pytest.raises(TraitError, match=r"image index 100 is out of range: 100 images \(0\.\.99\)"):
+        v.image_index = 100
+    with pytest.raises(TraitError, match="unknown conv layer 'Dense_1'"):
+        v.layer = "Dense_1"
+
+
+def test_activation_viewer_bad_input(mnist):
+    with pytest.raises(ValueError, match="non-empty array"):
+        ow.ActivationViewer(mnist, np.zeros((0, 28, 28)))
+    with pytest.raises(ValueError, match=r"\(N, 28, 28, 1\).*got shape \(3, 32, 32\)"):
+        ow.ActivationViewer(mnist, np.zeros((3, 32, 32)))
+    rgb = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="c"), keras.layers.Flatten(),
+                            keras.layers.Dense(2, activation="softmax")])
+    with pytest.raises(ValueError, match="give images for this model"):
+        ow.ActivationViewer(rgb)
+    v = ow.ActivationViewer(rgb, np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype(np.uint8))
+    assert v.activations()["maps"].shape == (6, 6, 2) and v.class_names == ["0", "1"]
+
+
+def test_mosaic_layout():
+    tiles = np.arange(3 * 2 * 2, dtype=np.float32).reshape(3, 2, 2)
+    m = mosaic(tiles, cols=2, gap=1)
+    assert m.shape == (5, 5)
+    np.testing.assert_array_equal(m[3:5, 0:2], tiles[2])
+    assert np.isnan(m[2]).all() and np.isnan(m[3:, 3:]).all()
