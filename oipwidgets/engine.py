@@ -269,8 +269,11 @@ class OIPEngine:
         return self._loops[key]
 
     def _score(self, objective: Objective, images: np.ndarray, params: dict) -> np.ndarray:
-        """The objective of each image (B,) float64; eager: one forward pass is not worth a traced function."""
-        return objective(self.probe(tf.constant(images, tf.float32)), params).numpy().astype(np.float64)
+        """The objective of each image (B,) float64, through a traced function kept per objective structure."""
+        key = ("score", objective.key())
+        if key not in self._loops:
+            self._loops[key] = tf.function(lambda x, p, _o=objective: _o(self.probe(x), p), reduce_retracing=True)
+        return self._loops[key](tf.constant(images, tf.float32), params).numpy().astype(np.float64)
 
     def _cancelled(self, cancel):
         if cancel is None:

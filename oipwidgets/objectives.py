@@ -103,8 +103,10 @@ class MapMean(Objective):
         _check_range(self.params(batch)["map"], layer.size, "map index", f"layer {layer.name!r} has maps")
 
     def __call__(self, activations, params):
-        maps = tf.gather(activations, params["map"], axis=3, batch_dims=1)  # (B, h, w)
-        return tf.reduce_mean(maps, axis=[1, 2])
+        # a one-hot weighted sum of the map means picks each image's map: the same value as a gather, with a
+        # gradient of a few broadcasts instead of a scatter (fewer ops in the compiled step)
+        pick = tf.one_hot(params["map"], tf.shape(activations)[3], dtype=activations.dtype)
+        return tf.reduce_sum(tf.reduce_mean(activations, axis=[1, 2]) * pick, axis=1)
 
     def describe(self) -> str:
         return f"mean of map {self.map}"
