@@ -61,7 +61,7 @@ class AscentLoop:
     def __init__(self, probe, objective, mode, jit_compile: bool = False, workers: int | None = None):
         self.probe, self.objective, self.mode = probe, objective, mode
         self.workers = workers
-        self._chunk = tf.function(self._chunk_py, jit_compile=jit_compile, reduce_retracing=True)
+        self._steps = tf.function(self._steps_py, jit_compile=jit_compile, reduce_retracing=True)
         self._concrete: dict = {}
         self._score = tf.function(self._score_py, reduce_retracing=True)
 
@@ -72,104 +72,111 @@ class AscentLoop:
         """The objective of each image, (B,) float64."""
         return self._score(tf.convert_to_tensor(images, tf.float32), params).numpy().astype(np.float64)
 
-    def _call(self, img, loss_old, ints, j0, n, epsilon, criterion, stop_conv, params):
-        """Call the traced chunk through its concrete function, cached per batch size and objective structure:
+    def _call(self, img, n, epsilon, params):
+        """Call the traced steps through their concrete function, cached per batch size and objective structure:
         skips tf.function's argument matching (about 1 ms a call, 10% of a short single-image run)."""
         key = (int(img.shape[0]), tuple((k, tuple(v.shape)) for k, v in _flat_items(params)))
         fn = self._concrete.get(key)
         if fn is None:
-            fn = self._concrete[key] = self._chunk.get_concrete_function(
-                img, loss_old, ints, j0, n, epsilon, criterion, stop_conv, params
-            )
-        return fn(img, loss_old, ints, j0, n, epsilon, criterion, stop_conv, params)
+            fn = self._concrete[key] = self._steps.get_concrete_function(img, n, epsilon, params)
+        return fn(img, n, epsilon, params)
 
-    def _chunk_py(self, img, loss_old, ints, j0, n, epsilon, criterion, stop_conv, params):
-        """Up to ``n`` steps. ``ints`` (B, 6) int32 packs n_zero, conv_run, conv_at, status, measured, updated
-        (few loop variables: each costs control-flow ops in every step)."""
+    def _steps_py(self, img, n, epsilon, params):
+        """``n`` plain ascent steps for every image of the batch: returns the images after them and, per step, the
+        loss (n, B) and the sum of the normalised gradient (n, B) that the stop tests need. No test runs in the
+        graph: each costs ops in every step; ``run_chunk`` applies them afterwards, exactly."""
         axes = [1, 2, 3]
         losses = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
+        sums = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
 
-        def body(i, img, loss_old, ints, losses):
-            n_zero, conv_run, conv_at, status, measured, updated = tf.unstack(ints, num=6, axis=1)
-            j = j0 + i
-            active = tf.equal(status, RUNNING)
+        def body(i, img, losses, sums):
             with tf.GradientTape() as tape:
                 tape.watch(img)
                 loss = self.objective(self.probe(img), params)
                 total = tf.reduce_sum(loss)
             grad = tape.gradient(total, img)
             grad = grad / (tf.sqrt(tf.reduce_mean(tf.square(grad), axis=axes, keepdims=True)) + 1e-7)
-            # one reduction serves two tests: the sum is finite iff every value is (the values have RMS 1, so it
-            # cannot overflow), and it is exactly 0 iff the mean is (the article's dead-map test)
-            grad_sum = tf.reduce_sum(grad, axis=axes)
-            finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_sum)
-            # convergence: relative loss change, from step CONV_FROM on, CONV_RUN steps in a row
-            rel = tf.abs(loss - loss_old) / (tf.abs(loss) + 1e-7)
-            met = (j >= CONV_FROM) & (rel < criterion)
-            conv_run = tf.where(active, tf.where(met, conv_run + 1, 0), conv_run)
-            conv_now = active & (conv_run >= CONV_RUN)
-            conv_at = tf.where(conv_now & (conv_at < 0), j, conv_at)
-            stop_c = conv_now & stop_conv
-            # dead map: loss and mean gradient exactly zero in more than DEAD_LIMIT steps
-            zero = active & tf.equal(loss, 0.0) & tf.equal(grad_sum, 0.0)
-            n_zero = n_zero + tf.cast(zero, tf.int32)
-            dead = active & ~stop_c & (n_zero > DEAD_LIMIT)
-            bad = active & ~finite
-            update = active & ~stop_c & ~dead & ~bad
-            new = self.mode.apply(img + epsilon * grad)
-            img = tf.where(update[:, None, None, None], new, img)
-            losses = losses.write(i, tf.where(active & finite, loss, 0.0))
-            loss_old = tf.where(active, loss, loss_old)
-            status = tf.where(stop_c, CONVERGED, tf.where(dead, DEAD, tf.where(bad, NONFINITE, status)))
-            measured = measured + tf.cast(active & finite, tf.int32)
-            updated = updated + tf.cast(update, tf.int32)
-            ints = tf.stack([n_zero, conv_run, conv_at, status, measured, updated], axis=1)
-            return i + 1, img, loss_old, ints, losses
+            # the sum is finite iff every value is (RMS 1: no overflow) and exactly 0 iff the mean is
+            sums = sums.write(i, tf.reduce_sum(grad, axis=axes))
+            losses = losses.write(i, loss)
+            return i + 1, self.mode.apply(img + epsilon * grad), losses, sums
 
-        def cond(i, img, loss_old, ints, losses):
-            return (i < n) & tf.reduce_any(tf.equal(ints[:, 3], RUNNING))
+        _, img, losses, sums = tf.while_loop(lambda i, *_: i < n, body, (tf.constant(0), img, losses, sums))
+        return img, losses.stack(), sums.stack()
 
-        i, img, loss_old, ints, losses = tf.while_loop(cond, body, (tf.constant(0), img, loss_old, ints, losses))
-        return img, loss_old, ints, i, losses.stack()[:i]
-
-    def run_chunk(self, images, loss_old, ints, j0: int, n: int, consts: tuple, params: dict):
-        """Up to ``n`` steps for a batch (numpy in, numpy out), split over the worker threads when there are several.
-
-        Returns images, loss_old, ints (B, 6), done (steps run, the most of any part), losses (done, B) with zeros
-        past a part's end.
-        """
+    def _run_steps(self, images: np.ndarray, n: int, epsilon, params: dict):
+        """``_steps`` on numpy images, the batch split over the worker threads when there are several."""
         b = images.shape[0]
         parts = min(b, self.workers if self.workers is not None else runtime.workers())
-        j0, n = tf.constant(j0, tf.int32), tf.constant(n, tf.int32)
+        n_t = tf.constant(n, tf.int32)
         if parts <= 1:
-            out = self._call(tf.constant(images), tf.constant(loss_old), tf.constant(ints), j0, n, *consts, params)
-            return tuple(t.numpy() for t in out)
+            return tuple(t.numpy() for t in self._call(tf.constant(images), n_t, epsilon, params))
         bounds = np.linspace(0, b, parts + 1).round().astype(int)
         flat, treedef = tf.nest.flatten(params), params
 
         def run(lo, hi):
-            if not np.any(ints[lo:hi, 3] == RUNNING):  # nothing to do (and an empty loss list cannot be stacked)
-                return images[lo:hi], loss_old[lo:hi], ints[lo:hi], np.int32(0), np.zeros((0, hi - lo), np.float32)
             p = tf.nest.pack_sequence_as(treedef, [t[lo:hi] for t in flat])
-            out = self._call(
-                tf.constant(images[lo:hi]), tf.constant(loss_old[lo:hi]), tf.constant(ints[lo:hi]), j0, n, *consts, p
-            )
-            return tuple(t.numpy() for t in out)
+            return tuple(t.numpy() for t in self._call(tf.constant(images[lo:hi]), n_t, epsilon, p))
 
-        pool = runtime.executor()
-        futures = [pool.submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
-        outs = [f.result() for f in futures]
-        done = max(int(o[3]) for o in outs)
-        losses = np.zeros((done, b), np.float32)
-        for (lo, hi), o in zip(zip(bounds[:-1], bounds[1:]), outs):
-            losses[: o[4].shape[0], lo:hi] = o[4]
-        return (
-            np.concatenate([o[0] for o in outs]),
-            np.concatenate([o[1] for o in outs]),
-            np.concatenate([o[2] for o in outs]),
-            np.int32(done),
-            losses,
-        )
+        outs = [f.result() for f in [runtime.executor().submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]]
+        return (np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs], axis=1),
+                np.concatenate([o[2] for o in outs], axis=1))
+
+    def run_chunk(self, images, loss_old, ints, j0: int, n: int, consts: tuple, params: dict):
+        """Up to ``n`` steps from step ``j0`` for a batch (numpy in, numpy out), with the article's tests.
+
+        ``ints`` (B, 6) int32: n_zero, conv_run, conv_at, status, measured, updated. The steps run without tests;
+        the tests then replay the recorded losses and gradient sums step by step. If an image must stop at step s
+        (dead, converged with stopping on, non-finite), the chunk is cut there: the steps up to s are run again from
+        the chunk's start (the same computation, so the same numbers), the stopping images keep their image before
+        step s's update and the others take it. Returns images, loss_old, ints, done (steps taken) and the losses
+        (done, B), 0 where an image measured nothing.
+        """
+        epsilon, criterion, stop_conv = consts
+        crit, stop = np.float32(criterion.numpy()), bool(stop_conv.numpy())
+        ints = ints.copy()
+        n_zero, conv_run, conv_at, status, measured, updated = (ints[:, c] for c in range(6))
+        loss_old = np.array(loss_old, np.float32)
+        out, losses, sums = self._run_steps(images, n, epsilon, params)
+        running = status == RUNNING
+        # the tests for all n steps at once, as if no image stopped (valid up to the first stop, which ends the chunk)
+        steps = np.arange(n)[:, None]
+        finite = np.isfinite(losses) & np.isfinite(sums)
+        previous = np.concatenate([loss_old[None], losses[:-1]])
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            rel = np.abs(losses - previous) / (np.abs(losses) + np.float32(1e-7))
+        met = ((j0 + steps) >= CONV_FROM) & (rel < crit)
+        last_miss = np.maximum.accumulate(np.where(~met, steps, -1), axis=0)
+        runs = np.where(last_miss < 0, conv_run[None] + steps + 1, steps - last_miss)  # met steps in a row
+        conv_now = running[None] & (runs >= CONV_RUN)
+        zeros = n_zero[None] + np.cumsum(running[None] & (losses == 0) & (sums == 0), axis=0)
+        stop_c = conv_now & stop
+        dead = running[None] & ~stop_c & (zeros > DEAD_LIMIT)
+        bad = running[None] & ~finite
+        stopping = stop_c | dead | bad
+        hit = np.flatnonzero(stopping.any(axis=1))
+        last = int(hit[0]) if hit.size else n - 1  # the steps 0..last are taken
+        k = last
+        conv_run[:] = np.where(running, runs[k], conv_run)
+        n_zero[:] = np.where(running, zeros[k], n_zero)
+        first_conv = np.where(conv_now[: k + 1].any(axis=0), conv_now[: k + 1].argmax(axis=0) + j0, -1)
+        conv_at[:] = np.where((conv_at < 0) & (first_conv >= 0), first_conv, conv_at)
+        take = running[None] & finite[: k + 1]
+        record = np.where(take, losses[: k + 1], 0).astype(np.float32)
+        measured[:] = take.sum(axis=0)
+        loss_old = np.where(running, losses[k], loss_old).astype(np.float32)
+        stops = stopping[k]
+        status[:] = np.where(stop_c[k], CONVERGED, np.where(dead[k], DEAD, np.where(bad[k], NONFINITE, status)))
+        go = running & ~stops
+        updated[:] = np.where(running, k + go, 0)
+        if not hit.size:
+            return np.where(running[:, None, None, None], out, images), loss_old, ints, np.int32(n), record
+        # an image stops at step k: redo steps 0..k, keeping the images before step k's update for the stopping
+        # ones and after it for the others (the same computation as the first pass, so the same numbers)
+        before = self._run_steps(images, k, epsilon, params)[0] if k > 0 else images
+        after = self._run_steps(before, 1, epsilon, params)[0] if go.any() else before
+        new = np.where(go[:, None, None, None], after, np.where(running[:, None, None, None], before, images))
+        return new, loss_old, ints, np.int32(k + 1), record
 
 
 def _flat_items(params: dict, prefix: str = ""):
