@@ -37,6 +37,7 @@ STATUS_NAMES = {RUNNING: "max_steps", CONVERGED: "converged", DEAD: "dead", STOP
 DEAD_LIMIT = 10  # more than this many zero-loss, zero-gradient steps → dead
 CONV_RUN = 4  # the convergence test must hold this many steps in a row
 CONV_FROM = 11  # the test applies from this step on (the article's j > 10)
+RECORD_BYTES = 64 * 2**20  # keep every step's images in a chunk when they take at most this much memory
 
 
 def snapshot_schedule(steps: int, levels: int = 6, offset: int = 0) -> list[int]:
@@ -72,24 +73,25 @@ class AscentLoop:
         """The objective of each image, (B,) float64."""
         return self._score(tf.convert_to_tensor(images, tf.float32), params).numpy().astype(np.float64)
 
-    def _call(self, img, n, epsilon, params):
-        """Call the traced steps through their concrete function, cached per batch size and objective structure:
-        skips tf.function's argument matching (about 1 ms a call, 10% of a short single-image run)."""
-        key = (int(img.shape[0]), tuple((k, tuple(v.shape)) for k, v in _flat_items(params)))
+    def _call(self, img, n, epsilon, params, record: bool):
+        """Call the traced steps through their concrete function, cached per batch size, objective structure and
+        ``record``: skips tf.function's argument matching (about 1 ms a call, 10% of a short single-image run)."""
+        key = (int(img.shape[0]), record, tuple((k, tuple(v.shape)) for k, v in _flat_items(params)))
         fn = self._concrete.get(key)
         if fn is None:
-            fn = self._concrete[key] = self._steps.get_concrete_function(img, n, epsilon, params)
-        return fn(img, n, epsilon, params)
+            fn = self._concrete[key] = self._steps.get_concrete_function(img, n, epsilon, params, record)
+        return fn(img, n, epsilon, params, record)
 
-    def _steps_py(self, img, n, epsilon, params):
+    def _steps_py(self, img, n, epsilon, params, record=False):
         """``n`` plain ascent steps for every image of the batch: returns the images after them and, per step, the
         loss (n, B) and the sum of the normalised gradient (n, B) that the stop tests need. No test runs in the
         graph: each costs ops in every step; ``run_chunk`` applies them afterwards, exactly."""
         axes = [1, 2, 3]
         losses = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
         sums = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
+        trail = tf.TensorArray(tf.float32, size=n if record else 0, element_shape=img.shape)
 
-        def body(i, img, losses, sums):
+        def body(i, img, losses, sums, trail):
             with tf.GradientTape() as tape:
                 tape.watch(img)
                 loss = self.objective(self.probe(img), params)
@@ -99,45 +101,56 @@ class AscentLoop:
             # the sum is finite iff every value is (RMS 1: no overflow) and exactly 0 iff the mean is
             sums = sums.write(i, tf.reduce_sum(grad, axis=axes))
             losses = losses.write(i, loss)
-            return i + 1, self.mode.apply(img + epsilon * grad), losses, sums
+            img = self.mode.apply(img + epsilon * grad)
+            if record:  # every step's image, so that snapshots need not end a chunk
+                trail = trail.write(i, img)
+            return i + 1, img, losses, sums, trail
 
-        _, img, losses, sums = tf.while_loop(lambda i, *_: i < n, body, (tf.constant(0), img, losses, sums))
-        return img, losses.stack(), sums.stack()
+        _, img, losses, sums, trail = tf.while_loop(
+            lambda i, *_: i < n, body, (tf.constant(0), img, losses, sums, trail)
+        )
+        return (img, losses.stack(), sums.stack()) + ((trail.stack(),) if record else ())
 
-    def _run_steps(self, images: np.ndarray, n: int, epsilon, params: dict):
-        """``_steps`` on numpy images, the batch split over the worker threads when there are several."""
+    def _run_steps(self, images: np.ndarray, n: int, epsilon, params: dict, record: bool = False):
+        """``_steps`` on numpy images, the batch split over the worker threads when there are several.
+
+        Returns images (B, H, W, C), losses (n, B), gradient sums (n, B) and, with ``record``, every step's images
+        (n, B, H, W, C), else None."""
         b = images.shape[0]
         parts = min(b, self.workers if self.workers is not None else runtime.workers())
         n_t = tf.constant(n, tf.int32)
         if parts <= 1:
-            return tuple(t.numpy() for t in self._call(tf.constant(images), n_t, epsilon, params))
+            out = tuple(t.numpy() for t in self._call(tf.constant(images), n_t, epsilon, params, record))
+            return out if record else out + (None,)
         bounds = np.linspace(0, b, parts + 1).round().astype(int)
         flat, treedef = tf.nest.flatten(params), params
 
         def run(lo, hi):
             p = tf.nest.pack_sequence_as(treedef, [t[lo:hi] for t in flat])
-            return tuple(t.numpy() for t in self._call(tf.constant(images[lo:hi]), n_t, epsilon, p))
+            return tuple(t.numpy() for t in self._call(tf.constant(images[lo:hi]), n_t, epsilon, p, record))
 
         outs = [f.result() for f in [runtime.executor().submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]]
         return (np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs], axis=1),
-                np.concatenate([o[2] for o in outs], axis=1))
+                np.concatenate([o[2] for o in outs], axis=1),
+                np.concatenate([o[3] for o in outs], axis=1) if record else None)
 
-    def run_chunk(self, images, loss_old, ints, j0: int, n: int, consts: tuple, params: dict):
+    def run_chunk(self, images, loss_old, ints, j0: int, n: int, consts: tuple, params: dict, record: bool = False):
         """Up to ``n`` steps from step ``j0`` for a batch (numpy in, numpy out), with the article's tests.
 
         ``ints`` (B, 6) int32: n_zero, conv_run, conv_at, status, measured, updated. The steps run without tests;
         the tests then replay the recorded losses and gradient sums step by step. If an image must stop at step s
         (dead, converged with stopping on, non-finite), the chunk is cut there: the steps up to s are run again from
         the chunk's start (the same computation, so the same numbers), the stopping images keep their image before
-        step s's update and the others take it. Returns images, loss_old, ints, done (steps taken) and the losses
-        (done, B), 0 where an image measured nothing.
+        step s's update and the others take it. Returns images, loss_old, ints, done (steps taken), the losses
+        (done, B), 0 where an image measured nothing, and with ``record`` every step's images (done, B, H, W, C)
+        (valid for the images that made that step's update), else None.
         """
         epsilon, criterion, stop_conv = consts
         crit, stop = np.float32(criterion.numpy()), bool(stop_conv.numpy())
         ints = ints.copy()
         n_zero, conv_run, conv_at, status, measured, updated = (ints[:, c] for c in range(6))
         loss_old = np.array(loss_old, np.float32)
-        out, losses, sums = self._run_steps(images, n, epsilon, params)
+        out, losses, sums, trail = self._run_steps(images, n, epsilon, params, record)
         running = status == RUNNING
         # the tests for all n steps at once, as if no image stopped (valid up to the first stop, which ends the chunk)
         steps = np.arange(n)[:, None]
@@ -162,7 +175,7 @@ class AscentLoop:
         first_conv = np.where(conv_now[: k + 1].any(axis=0), conv_now[: k + 1].argmax(axis=0) + j0, -1)
         conv_at[:] = np.where((conv_at < 0) & (first_conv >= 0), first_conv, conv_at)
         take = running[None] & finite[: k + 1]
-        record = np.where(take, losses[: k + 1], 0).astype(np.float32)
+        record_losses = np.where(take, losses[: k + 1], 0).astype(np.float32)
         measured[:] = take.sum(axis=0)
         loss_old = np.where(running, losses[k], loss_old).astype(np.float32)
         stops = stopping[k]
@@ -170,13 +183,14 @@ class AscentLoop:
         go = running & ~stops
         updated[:] = np.where(running, k + go, 0)
         if not hit.size:
-            return np.where(running[:, None, None, None], out, images), loss_old, ints, np.int32(n), record
+            new = np.where(running[:, None, None, None], out, images)
+            return new, loss_old, ints, np.int32(n), record_losses, trail
         # an image stops at step k: redo steps 0..k, keeping the images before step k's update for the stopping
         # ones and after it for the others (the same computation as the first pass, so the same numbers)
         before = self._run_steps(images, k, epsilon, params)[0] if k > 0 else images
         after = self._run_steps(before, 1, epsilon, params)[0] if go.any() else before
         new = np.where(go[:, None, None, None], after, np.where(running[:, None, None, None], before, images))
-        return new, loss_old, ints, np.int32(k + 1), record
+        return new, loss_old, ints, np.int32(k + 1), record_losses, None if trail is None else trail[: k + 1]
 
 
 def _flat_items(params: dict, prefix: str = ""):
@@ -289,7 +303,10 @@ def ascend(
         if cancelled is not None and cancelled():
             state.status[state.status == RUNNING] = STOPPED
             break
-        next_mark = next((m for m in marks if m >= j), steps - 1)
+        # a chunk may run past snapshot steps when every step's image can be kept (small images); else it ends at
+        # the next snapshot step
+        record = state.images[0].nbytes * b * chunk <= RECORD_BYTES
+        next_mark = steps - 1 if record else next((m for m in marks if m >= j), steps - 1)
         n = max(1, min(chunk, next_mark + 1 - j, steps - j))
         before = state.status == RUNNING
         t0 = time.perf_counter()
@@ -297,12 +314,15 @@ def ascend(
             [state.n_zero, state.conv_run, conv_at_local, state.status, np.zeros(b, np.int32), np.zeros(b, np.int32)],
             axis=1,
         ).astype(np.int32)
-        images, loss_old, ints, done, losses = loop.run_chunk(state.images, state.loss_old, ints, j, n, consts, params)
+        images, loss_old, ints, done, losses, trail = loop.run_chunk(
+            state.images, state.loss_old, ints, j, n, consts, params, record
+        )
         n_zero, conv_run, conv_at, status, measured, updated = (np.ascontiguousarray(c) for c in ints.T)
         done = int(done)
         dt = time.perf_counter() - t0
         if done > 0:
             chunk = max(1, min(4096, int(chunk_seconds * done / max(dt, 1e-6))))
+        first = [len(state.losses[k]) for k in range(b)]
         for k in np.flatnonzero(before):  # the losses each image really measured (a stopped one: up to its stop)
             state.losses[k].extend(float(v) for v in losses[: measured[k], k])
         state.updates += updated
@@ -311,26 +331,38 @@ def ascend(
         state.last_loss[moved] = losses[updated[moved] - 1, np.flatnonzero(moved)]
         state.images, state.loss_old, state.n_zero, state.conv_run, state.status = images, loss_old, n_zero, conv_run, status
         conv_at_local = conv_at
+        # snapshots: the steps of this chunk that are snapshot steps, for the images that made that step's update
+        taken = [m for m in marks if j <= m < j + done] if trail is not None else (
+            [j + done - 1] if done == n and (j + done - 1) in marks else []
+        )
+        for m in taken:
+            local = m - j
+            shown = trail[local] if trail is not None else images
+            for k in np.flatnonzero(before & (updated > local)):
+                _add_snapshot(snaps, k, offset + m, shown[k], state.losses[k][first[k] + local])
+            if callback is not None and m != j + done - 1:
+                callback(Progress(step=offset + m + 1, total=total, images=shown, losses=losses[local],
+                                  snapshot=(offset + m, shown, losses[local]), status=_names(status), stage=stage))
         j += done
-        snap = None
-        if done == n and (j - 1) in marks:  # images still running took this snapshot step's update
-            for k in np.flatnonzero(status == RUNNING):
-                _add_snapshot(snaps, k, offset + j - 1, images[k], state.losses[k][-1])
-            snap = (offset + j - 1, images, _last_losses(state))
         if callback is not None:
+            last = taken[-1] if taken and taken[-1] == j - 1 else None
             callback(
                 Progress(
                     step=offset + j,
                     total=total,
                     images=images,
                     losses=_last_losses(state),
-                    snapshot=snap,
-                    status=[STATUS_NAMES[s] if s != RUNNING else "running" for s in status],
+                    snapshot=None if last is None else (offset + last, images, _last_losses(state)),
+                    status=_names(status),
                     stage=stage,
                 )
             )
     state.conv_at[:] = np.where((conv_at_local >= 0) & (state.conv_at < 0), conv_at_local + offset, state.conv_at)
     return state, snaps
+
+
+def _names(status: np.ndarray) -> list:
+    return [STATUS_NAMES[s] if s != RUNNING else "running" for s in status]
 
 
 def _last_losses(state: AscentState) -> np.ndarray:
