@@ -11,17 +11,19 @@ from step 11 on, 4 steps in a row; stopping on it optional) and dead map (loss a
 than 10 steps → stop). (The article's code writes the denominator as ``loss + 1.-7``, i.e. loss − 6, a typo for
 1e-7; the intended relative change is used here.)
 
-The step loop runs inside one ``tf.function`` as a ``tf.while_loop`` of ``n`` steps, ``n`` a tensor, so one trace
-serves every chunk length, map index (passed as a tensor) and batch size bucket. ``ascend`` drives it chunk by
-chunk from Python: chunks end at snapshot steps and last about ``chunk_seconds`` so that progress callbacks arrive
-often and a cancel takes effect quickly. A batch is split into ``oipwidgets.runtime.workers()`` parts (one per core
-when TensorFlow runs one intra-op thread, see ``oipwidgets.runtime``), each chunk of each part run by its own worker
-thread at the same time; the images are independent, so the results are those of the whole batch.
+The steps run inside one ``tf.function`` as a ``tf.while_loop`` of ``n`` steps, ``n`` a tensor and the map index a
+tensor, so one trace serves every chunk length and map; the graph only steps (fewer ops per step) and records each
+step's loss and gradient sum, and for small images each step's image. ``AscentLoop.run_chunk`` then replays the two
+tests exactly in numpy; when an image must stop inside a chunk, the chunk is cut there and its steps are run again
+up to the stop (the same computation, so the same numbers). ``ascend`` drives chunks of about ``chunk_seconds``, so
+progress callbacks arrive often and a cancel takes effect quickly; snapshots come from the recorded images (or, for
+large images, chunks end at snapshot steps). A batch is split into ``oipwidgets.runtime.workers()`` parts (one per
+core when TensorFlow runs one intra-op thread, see ``oipwidgets.runtime``), run by worker threads at the same time;
+the images are independent, so the results are those of the whole batch.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .ascent import CONVERGED, DEAD, NONFINITE, RUNNING, STOPPED, AscentLoop, AscentState, _Snapshots, ascend
+from .ascent import CONVERGED, DEAD, NONFINITE, RUNNING, STOPPED, AscentLoop, AscentState, ascend
 from .input_modes import input_mode as _input_mode
 from .noise import MultiScaleNoise, SpectralNoise, make_noise
 from .objectives import Objective, objective_for

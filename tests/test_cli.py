@@ -1,6 +1,5 @@
 import json
 
-import numpy as np
 
 from oipwidgets import cli
 from oipwidgets.idx import write_idx

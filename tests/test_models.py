@@ -1,4 +1,3 @@
-import json
 
 import keras
 import numpy as np
