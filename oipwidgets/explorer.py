@@ -29,7 +29,7 @@ from .render import COLORMAPS, enhanced, plain
 from .result import OIPResult
 from .strategies import STRATEGIES, stage_lengths
 from .tilegrid import TileGrid
-from .worker import Worker
+from .worker import RunsInBackground, Worker
 
 __all__ = ["OIPExplorer", "parse_scales", "format_scales"]
 
@@ -62,7 +62,7 @@ def format_scales(scales) -> str:
     return ", ".join(f"{h}x{w}" for h, w in scales)
 
 
-class OIPExplorer(widgets.VBox):
+class OIPExplorer(RunsInBackground, widgets.VBox):
     """Live explorer of the OIPs of one Keras CNN (default: the shipped MNIST model).
 
     model: a ``keras.Model`` (image input) or None for ``load_default_model("mnist")``; layer: the layer to start
@@ -371,20 +371,8 @@ class OIPExplorer(widgets.VBox):
         def job(cancel):
             return engine.run(**args, callback=lambda p: self._on_progress(p, run_id), cancel=cancel)
 
-        self._worker.start(job, lambda value, error: self._on_done(value, error, run_id))
-        if wait:
-            self._worker.outcome()  # raises what the run raised
-            return self.result
-        return None
+        return self._launch(job, run_id, wait)
 
-    def stop(self) -> None:
-        """Stop the running run; what was done so far stays shown and becomes ``result`` (status "stopped")."""
-        self._worker.cancel(wait=False)
-
-    def wait(self, timeout: float | None = None) -> OIPResult | None:
-        """Block until the current run has ended; returns ``result``."""
-        self._worker.join(timeout)
-        return self.result
 
     def _cancel_for_change(self):
         if self._worker.busy:

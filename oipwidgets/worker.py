@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "RunsInBackground"]
 
 
 class Worker:
@@ -64,3 +64,26 @@ class Worker:
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+class RunsInBackground:
+    """Mixin for widgets whose runs go to a ``Worker`` (``self._worker``): launch (optionally waiting), stop, wait.
+
+    The widget provides ``_on_done(value, error, run_id)`` (called in the worker thread) and a ``result`` trait.
+    """
+
+    def _launch(self, job, run_id: int, wait: bool):
+        self._worker.start(job, lambda value, error: self._on_done(value, error, run_id))
+        if wait:
+            self._worker.outcome()  # raises what the run raised
+            return self.result
+        return None
+
+    def stop(self) -> None:
+        """Stop the running run; what was done so far stays shown and becomes ``result`` (status "stopped")."""
+        self._worker.cancel(wait=False)
+
+    def wait(self, timeout: float | None = None):
+        """Block until the current run has ended; returns ``result``."""
+        self._worker.join(timeout)
+        return self.result

@@ -24,12 +24,12 @@ from .render import COLORMAPS, enhanced, mosaic, plain
 from .result import LayerResult
 from .strategies import STRATEGIES
 from .tilegrid import TileGrid
-from .worker import Worker
+from .worker import RunsInBackground, Worker
 
 __all__ = ["LayerZoo"]
 
 
-class LayerZoo(widgets.VBox):
+class LayerZoo(RunsInBackground, widgets.VBox):
     """All OIPs of one layer (default ``Conv2D_3`` of the shipped MNIST model) with a progress bar.
 
     examples: raw images (N, H, W[, C]) whose top-k per map are shown for the selected map (default: the shipped
@@ -284,18 +284,8 @@ class LayerZoo(widgets.VBox):
         def job(cancel):
             return engine.run_layer(**args, callback=on_progress, cancel=cancel)
 
-        self._worker.start(job, lambda value, error: self._on_done(value, error, run_id))
-        if wait:
-            self._worker.outcome()  # raises what the run raised
-            return self.result
-        return None
+        return self._launch(job, run_id, wait)
 
-    def stop(self) -> None:
-        self._worker.cancel(wait=False)
-
-    def wait(self, timeout: float | None = None) -> LayerResult | None:
-        self._worker.join(timeout)
-        return self.result
 
     def _on_done(self, result, error, run_id):
         if run_id != self._run_id:
