@@ -373,7 +373,6 @@ class OIPExplorer(RunsInBackground, widgets.VBox):
 
         return self._launch(job, run_id, wait)
 
-
     def _cancel_for_change(self):
         if self._worker.busy:
             self._worker.cancel(wait=True)

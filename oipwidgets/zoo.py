@@ -286,7 +286,6 @@ class LayerZoo(RunsInBackground, widgets.VBox):
 
         return self._launch(job, run_id, wait)
 
-
     def _on_done(self, result, error, run_id):
         if run_id != self._run_id:
             return
