@@ -3,8 +3,8 @@
 Run: ``.venv/bin/python benchmarks/bench_engine.py [--quick]`` (one process; about a minute, ``--quick`` less).
 
 (a) the article's way: eager ``tf.GradientTape`` per step on ``keras.Model(model.inputs, layer.output)``, one map,
-    400 steps: loss = mean of the map; g = dloss/dimg; g /= sqrt(mean(g²)) + 1e-7;
-    img = per_image_standardization(img + 0.01·g).
+    400 steps: loss = mean of the map; g = dloss/dimg; g /= sqrt(mean(g²)) + 1e-7; the article's per-step tests
+    (relative loss change, mean gradient for dead maps); img = per_image_standardization(img + 0.01·g).
 (b) ``engine.run(map, steps=400, seed=…)`` for one map, warm (after one warm-up run).
 (c) ``engine.run_layer(steps=400, seed=…)`` for all maps of the layer, warm.
 (d) the floor: the forward + input-gradient FLOPs of the convolutions up to the layer, counted from their shapes
@@ -117,13 +117,25 @@ def conv_flops(model: keras.Model, layer_name: str) -> tuple[int, list[str]]:
 
 
 def eager_article(sub: keras.Model, start: np.ndarray, map_index: int, steps: int) -> np.ndarray:
+    """The article's loop in eager TensorFlow, with its per-step tests (as the engine does them), without plotting:
+    loss and gradient, the relative loss change against the convergence criterion, the mean gradient for the
+    dead-map test, the update and re-standardisation."""
     img = tf.constant(start[None], tf.float32)
-    for _ in range(steps):
+    loss_old, n_conv, n_zeros = 0.0, 0, 0
+    for j in range(steps):
         with tf.GradientTape() as tape:
             tape.watch(img)
             loss = tf.reduce_mean(sub(img)[0, :, :, map_index])
         grad = tape.gradient(loss, img)
         grad /= tf.sqrt(tf.reduce_mean(tf.square(grad))) + 1e-7
+        loss_val = float(loss)
+        loss_diff, loss_old = loss_val - loss_old, loss_val
+        if j > 10 and abs(loss_diff) / (abs(loss_val) + 1e-7) < 5e-4:
+            n_conv += 1
+        if loss_val == 0.0 and float(tf.reduce_mean(grad)) == 0.0:
+            n_zeros += 1
+            if n_zeros > 10:
+                break
         img = tf.image.per_image_standardization(img + EPSILON * grad)
     return img.numpy()
 

@@ -316,8 +316,8 @@ def ascend(
             [state.n_zero, state.conv_run, conv_at_local, state.status, np.zeros(b, np.int32), np.zeros(b, np.int32)],
             axis=1,
         ).astype(np.int32)
-        images, loss_old, ints, done, losses, trail = loop.run_chunk(
-            state.images, state.loss_old, ints, j, n, consts, params, record
+        images, loss_old, ints, done, losses, trail = _run_live(
+            loop, before, state.images, state.loss_old, ints, j, n, consts, params, record
         )
         n_zero, conv_run, conv_at, status, measured, updated = (np.ascontiguousarray(c) for c in ints.T)
         done = int(done)
@@ -361,6 +361,25 @@ def ascend(
             )
     state.conv_at[:] = np.where((conv_at_local >= 0) & (state.conv_at < 0), conv_at_local + offset, state.conv_at)
     return state, snaps
+
+
+def _run_live(loop, live, images, loss_old, ints, j, n, consts, params, record):
+    """``loop.run_chunk`` on the images still running only (a stopped image costs nothing more), results scattered
+    back into the whole batch: images, loss_old, ints, done, losses (done, B), trail (done, B, …) or None."""
+    if live.all():
+        return loop.run_chunk(images, loss_old, ints, j, n, consts, params, record)
+    idx = np.flatnonzero(live)
+    sub = tf.nest.map_structure(lambda t: tf.gather(t, idx), params)
+    im, lo, it, done, ls, tr = loop.run_chunk(images[idx], loss_old[idx], ints[idx], j, n, consts, sub, record)
+    images, loss_old, ints = images.copy(), loss_old.copy(), ints.copy()
+    images[idx], loss_old[idx], ints[idx] = im, lo, it
+    losses = np.zeros((int(done), len(live)), np.float32)
+    losses[:, idx] = ls
+    trail = None
+    if tr is not None:
+        trail = np.zeros((int(done), *images.shape), np.float32)
+        trail[:, idx] = tr
+    return images, loss_old, ints, done, losses, trail
 
 
 def _names(status: np.ndarray) -> list:
