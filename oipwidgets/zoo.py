@@ -15,13 +15,14 @@ import ipywidgets as widgets
 import keras
 import numpy as np
 from bqplot import ColorScale, Figure, HeatMap, Label, LinearScale, Scatter
-from traitlets import Bool, Enum, Float, Instance, Int, TraitError, Unicode, observe, validate
+from traitlets import Bool, Enum, Float, Instance, Int, List, TraitError, Tuple, Unicode, observe, validate
 
 from .engine import OIPEngine
 from .examples import default_examples, top_k_all
 from .models import load_default_model
 from .render import COLORMAPS, enhanced, mosaic, plain
 from .result import LayerResult
+from .noise import DEFAULT_WEIGHTS, MultiScaleNoise
 from .strategies import STRATEGIES
 from .tilegrid import TileGrid
 from .worker import RunsInBackground, Worker
@@ -39,6 +40,8 @@ class LayerZoo(RunsInBackground, widgets.VBox):
 
     layer = Unicode(help="the layer whose maps are shown")
     steps = Int(400)
+    noise_scales = List(Tuple(Int(), Int()), help="(rows, cols) grids of the start noise, coarse to fine")
+    noise_weights = List(Float(), help="one weight >= 0 per noise scale")
     epsilon = Float(0.01)
     seed = Int(0)
     strategy = Enum(STRATEGIES, default_value="simple")
@@ -73,6 +76,9 @@ class LayerZoo(RunsInBackground, widgets.VBox):
         self._topk = None
         super().__init__()
         self.layer = layer or ("Conv2D_3" if "Conv2D_3" in self._infos else list(self._infos)[-1])
+        h, w, _ = self._engine().input_shape
+        self.noise_scales = list(MultiScaleNoise.for_size(h, w).scales)
+        self.noise_weights = list(DEFAULT_WEIGHTS)
         self._build()
         for name, value in kwargs.items():
             if not self.has_trait(name):
@@ -114,6 +120,13 @@ class LayerZoo(RunsInBackground, widgets.VBox):
         self.steps_text = widgets.BoundedIntText(min=1, max=1_000_000, description="steps", style=style,
                                                  layout=widgets.Layout(width="160px"))
         self.seed_text = widgets.IntText(description="seed", style=style, layout=widgets.Layout(width="140px"))
+        self.scales_text = widgets.Text(description="scales", style=style, continuous_update=False,
+                                        layout=widgets.Layout(width="260px"))
+        self.weights_text = widgets.Text(description="weights", style=style, continuous_update=False,
+                                         layout=widgets.Layout(width="260px"))
+        self._sync_noise_texts()
+        self.scales_text.observe(self._on_noise_text, "value")
+        self.weights_text.observe(self._on_noise_text, "value")
         self.strategy_dropdown = widgets.Dropdown(options=list(STRATEGIES), description="strategy", style=style,
                                                   layout=widgets.Layout(width="220px"))
         self.sort_buttons = widgets.ToggleButtons(options=[("by map", "map"), ("by activation", "activation")],
@@ -154,6 +167,7 @@ class LayerZoo(RunsInBackground, widgets.VBox):
         self._layout_mosaic()
         self.children = [
             widgets.HBox([self.layer_dropdown, self.steps_text, self.strategy_dropdown, self.seed_text]),
+            widgets.HBox([self.scales_text, self.weights_text]),
             widgets.HBox([self.run_button, self.stop_button, self.sort_buttons, self.contrast_box,
                           self.explorer_button]),
             self.progress,
@@ -256,6 +270,34 @@ class LayerZoo(RunsInBackground, widgets.VBox):
             self.hits.selected = [position]
         self._show_detail(m)
 
+    # ------------------------------------------------------------------ noise settings
+    def noise(self) -> MultiScaleNoise:
+        """The start noise of the current settings (ValueError naming the problem when they do not fit)."""
+        return MultiScaleNoise(scales=tuple(self.noise_scales), weights=tuple(self.noise_weights))
+
+    def _sync_noise_texts(self):
+        from .explorer import format_scales
+
+        self.scales_text.value = format_scales(self.noise_scales)
+        self.weights_text.value = ", ".join(f"{v:g}" for v in self.noise_weights)
+
+    def _on_noise_text(self, change):
+        from .explorer import parse_scales
+
+        try:
+            scales = parse_scales(self.scales_text.value)
+            weights = [float(v) for v in self.weights_text.value.replace(";", ",").split(",") if v.strip()]
+            MultiScaleNoise(scales=scales, weights=weights)  # validates: one weight >= 0 per scale, not all 0
+        except ValueError as exc:
+            self._set_status(f"error: {exc}", "#b00020")
+            return
+        self.noise_scales, self.noise_weights = scales, weights
+
+    @observe("noise_scales", "noise_weights")
+    def _noise_changed(self, change):
+        if hasattr(self, "weights_text") and len(self.noise_scales) == len(self.noise_weights):
+            self._sync_noise_texts()
+
     # ------------------------------------------------------------------ running
     def run(self, wait: bool = False) -> LayerResult | None:
         """Compute the OIPs of all maps of the layer as one batch (cancelling a running zoo)."""
@@ -263,7 +305,14 @@ class LayerZoo(RunsInBackground, widgets.VBox):
         self._worker.cancel(wait=True)
         self._run_id += 1
         run_id = self._run_id
-        args = dict(steps=self.steps, epsilon=self.epsilon, seed=self.seed, strategy=self.strategy)
+        try:
+            noise = self.noise()
+        except ValueError as exc:
+            self._set_status(f"error: {exc}", "#b00020")
+            if wait:
+                raise
+            return None
+        args = dict(steps=self.steps, epsilon=self.epsilon, seed=self.seed, strategy=self.strategy, noise=noise)
         self.set_trait("running", True)
         self.stop_button.disabled = False
         self.progress.value, self.progress.bar_style = 0.0, ""
@@ -358,6 +407,7 @@ class LayerZoo(RunsInBackground, widgets.VBox):
         if m is None:
             raise ValueError("no map selected: click a tile or pass map_index")
         return OIPExplorer(self.model, self.layer, input_shape=self._input_shape, map_index=int(m), seed=self.seed,
+                           noise_scales=list(self.noise_scales), noise_weights=list(self.noise_weights),
                            steps=self.steps, strategy=self.strategy, epsilon=self.epsilon, colormap=self.colormap)
 
     def _show_explorer(self):

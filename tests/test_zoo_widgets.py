@@ -145,3 +145,23 @@ def test_mosaic_layout():
     assert m.shape == (5, 5)
     np.testing.assert_array_equal(m[3:5, 0:2], tiles[2])
     assert np.isnan(m[2]).all() and np.isnan(m[3:, 3:]).all()
+
+
+def test_zoo_reruns_with_other_noise_settings(mnist):
+    z = ow.LayerZoo(mnist, "Conv2D_3", steps=20, seed=1)
+    assert z.noise_scales == [(3, 3), (7, 7), (14, 14), (28, 28)] and z.weights_text.value == "0.5, 0.5, 0.5, 0.5"
+    first = z.run(wait=True)
+    z.scales_text.value = "3, 7"
+    z.weights_text.value = "1, 0.5"
+    assert z.noise_scales == [(3, 3), (7, 7)] and z.noise_weights == [1.0, 0.5]
+    second = z.run(wait=True)
+    assert second[0].params["noise"] == "2 scales 3×3:1, 7×7:0.5"
+    assert np.abs(second[0].start - first[0].start).max() > 0.1
+    reference = ow.OIPEngine(mnist, "Conv2D_3").run_layer(steps=20, seed=1, noise=z.noise())
+    np.testing.assert_allclose(second.images, reference.images, atol=1e-5)
+    z.weights_text.value = "1"  # one weight for two scales: refused, settings kept
+    assert z.status.startswith("error: MultiScaleNoise needs one weight per scale")
+    assert z.noise_weights == [1.0, 0.5]
+    z.selected = 4
+    ex = z.open_explorer()
+    assert ex.noise_scales == [(3, 3), (7, 7)] and ex.noise_weights == [1.0, 0.5]
