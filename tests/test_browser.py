@@ -75,3 +75,22 @@ def test_demo_notebook_renders_and_the_explorer_runs_in_the_browser(lab_page, la
     if __import__("os").environ.get("OIP_SCREENSHOT"):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         explorer.screenshot(path=str(SCREENSHOT), animations="disabled")
+
+
+def test_zoo_html_renders_offline_in_chromium(browser, tmp_path):  # noqa: F811
+    """`oipwidgets zoo --html` writes a page that shows its zoo image from a file:// URL with no network at all."""
+    from oipwidgets import cli
+
+    page_path = tmp_path / "zoo.html"
+    assert cli.main(["zoo", "--steps", "5", "--out", str(tmp_path / "zoo.png"), "--html", str(page_path)]) == 0
+    context = browser.new_context(offline=True)
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(page_path.as_uri())
+    img = page.locator("img").first
+    img.wait_for()
+    width = page.evaluate("() => document.images[0].complete ? document.images[0].naturalWidth : 0")
+    context.close()
+    assert width == 960  # the 64-map zoo on 8 columns
+    assert all(u.startswith(("file:", "data:")) for u in requests), requests
