@@ -30,6 +30,20 @@ from .worker import RunsInBackground, Worker
 __all__ = ["LayerZoo"]
 
 
+#: Value of the mosaic's gaps and label rows: below the tiles' 0..1, drawn white. (bqplot's HeatMap paints NaN with a
+#: colour of the scheme, so blank space needs a value of its own.)
+BLANK = -1 / 8
+
+
+def _colors_with_blank(cmap: str) -> list[str]:
+    """White at BLANK, then 9 colours of ``cmap`` spread evenly over 0..1 (a ColorScale spaces colours evenly)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    scheme = colormaps[cmap]
+    return ["#ffffff"] + [to_hex(scheme(i / 8)) for i in range(9)]
+
+
 class LayerZoo(RunsInBackground, widgets.VBox):
     """All OIPs of one layer (default ``Conv2D_3`` of the shipped MNIST model) with a progress bar.
 
@@ -146,10 +160,10 @@ class LayerZoo(RunsInBackground, widgets.VBox):
         self.explorer_button.on_click(lambda _: self._show_explorer())
 
         self.xs, self.ys = LinearScale(), LinearScale(reverse=True)
-        self.colors = ColorScale(scheme=self.colormap, min=0.0, max=1.0)
+        self.colors = ColorScale(colors=_colors_with_blank(self.colormap), min=BLANK, max=1.0)
         self.heatmap = HeatMap(x=np.arange(2, dtype=np.float32), y=np.arange(2, dtype=np.float32),
-                               color=np.full((2, 2), np.nan, np.float32),  # (1, 1) would be squeezed by bqplot
-                               scales={"x": self.xs, "y": self.ys, "color": self.colors}, null_color="white")
+                               color=np.full((2, 2), BLANK, np.float32),  # (1, 1) would be squeezed by bqplot
+                               scales={"x": self.xs, "y": self.ys, "color": self.colors})
         self.labels = Label(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), text=[],
                             scales={"x": self.xs, "y": self.ys}, align="middle", default_size=10,
                             font_weight="normal", colors=["#333333"])
@@ -172,6 +186,8 @@ class LayerZoo(RunsInBackground, widgets.VBox):
                           self.explorer_button]),
             self.progress,
             self.status_line,
+            # bqplot draws the HeatMap on a canvas above the SVG marks; let clicks through to the tile squares
+            widgets.HTML("<style>.oip-zoo canvas { pointer-events: none; }</style>"),
             self.figure,
             self.detail_box,
             self.explorer_area,
@@ -210,16 +226,16 @@ class LayerZoo(RunsInBackground, widgets.VBox):
             self.labels.x, self.labels.y = cx, top + h + label * 0.8
             self.labels.text = [str(int(m)) for m in self._order]
             self.labels.colors = ["#333333"]
-        self._draw_images(np.full((n, h, w), np.nan, np.float32))
+        self._draw_images(np.full((n, h, w), BLANK, np.float32))
 
     def _draw_images(self, tiles: np.ndarray):
-        """Tiles (n, h, w) in 0..1 (NaN: empty), in map order → the one mosaic HeatMap (label rows left blank)."""
+        """Tiles (n, h, w) in 0..1 (BLANK: empty), in map order → the one mosaic HeatMap (gaps and label rows blank)."""
         n, rows, cols, h, w, label = self._geometry()
         gap = self._tile[2]
         ordered = tiles[self._order]
-        padded = np.full((n, h + label, w), np.nan, np.float32)
+        padded = np.full((n, h + label, w), BLANK, np.float32)
         padded[:, :h] = ordered
-        img = mosaic(padded, cols, gap=gap)
+        img = mosaic(padded, cols, gap=gap, fill=BLANK)
         with self.heatmap.hold_sync():
             self.heatmap.x = np.arange(img.shape[1], dtype=np.float32) + 0.5
             self.heatmap.y = np.arange(img.shape[0], dtype=np.float32) + 0.5
@@ -248,7 +264,7 @@ class LayerZoo(RunsInBackground, widgets.VBox):
 
     @observe("colormap")
     def _colormap_changed(self, change):
-        self.colors.scheme = change["new"]
+        self.colors.colors = _colors_with_blank(change["new"])
 
     def _on_hit(self, change):
         picked = change["new"]

@@ -72,6 +72,18 @@ def test_demo_notebook_renders_and_the_explorer_runs_in_the_browser(lab_page, la
     wait_for_screenshot_change(page, grid, before, min_fraction=0.02, timeout=60)
     status = explorer.locator(".oip-status")
     status.filter(has_text="final objective").wait_for(timeout=60_000)
+
+    # the zoo: clicking a tile selects its map and shows that map's OIP beside its top images
+    zoo_fig = page.locator(".oip-layer-zoo .oip-zoo").first
+    zoo_fig.scroll_into_view_if_needed()
+    detail = ".oip-layer-zoo .oip-zoo-detail"
+    detail_before = element_screenshot(page, detail, name="zoo_detail_before")
+    title_before = page.locator(".oip-layer-zoo").first.get_by_text("its OIP").first.inner_text()
+    page.locator(".oip-layer-zoo .oip-zoo path.dot").first.click(force=True)  # the click square of map 0's tile
+    page.locator(".oip-layer-zoo").first.get_by_text("map 0 of Conv2D_3").first.wait_for(timeout=20_000)
+    assert "map 0 of Conv2D_3" not in title_before
+    wait_for_screenshot_change(page, detail, detail_before, min_fraction=0.02, timeout=20)
+
     if __import__("os").environ.get("OIP_SCREENSHOT"):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         explorer.screenshot(path=str(SCREENSHOT), animations="disabled")
