@@ -66,14 +66,6 @@ class AscentLoop:
         self.workers = workers
         self._steps = tf.function(self._steps_py, jit_compile=jit_compile, reduce_retracing=True)
         self._concrete: dict = {}
-        self._score = tf.function(self._score_py, reduce_retracing=True)
-
-    def _score_py(self, images, params):
-        return self.objective(self.probe(images), params)
-
-    def score(self, images: np.ndarray, params: dict) -> np.ndarray:
-        """The objective of each image, (B,) float64."""
-        return self._score(tf.convert_to_tensor(images, tf.float32), params).numpy().astype(np.float64)
 
     def _call(self, img, n, epsilon, params, record: bool):
         """Call the traced steps through their concrete function, cached per batch size, objective structure and

@@ -15,8 +15,6 @@ Strategies only plan; the engine runs the plan with its compiled loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .noise import MultiScaleNoise
@@ -50,12 +48,3 @@ def coarse_noise(noise):
 def child_seeds(seed: int, n: int) -> list[int]:
     """n independent seeds derived from one (numpy SeedSequence): same seed, same children."""
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
-
-
-@dataclass(frozen=True)
-class StrategyOptions:
-    """Parameters of the multiscale and precursor strategies."""
-
-    stages: tuple | None = None
-    precursors: int = 8
-    precursor_steps: int = 20
