@@ -167,8 +167,9 @@ class ActivationViewer(widgets.VBox):
         cols = min(self.cols, n)
         grid = getattr(self, "maps_grid", None)
         if grid is None or grid.h != h or grid.w != w or len(grid.tiles) != -(-n // cols) * cols:
-            scale = max(1.0, min(4.0, 60.0 / max(h, w)))
-            grid = TileGrid(-(-n // cols), cols, (h, w), scheme=self.colormap, scale=scale, css_class="oip-maps")
+            scale = max(2.0, min(12.0, 60.0 / max(h, w)))  # screen pixels per map pixel: small maps drawn larger
+            grid = TileGrid(-(-n // cols), cols, (h, w), scheme=self.colormap, scale=scale, gap=6 / scale,
+                            label_space=13 / scale, css_class="oip-maps")
             self.maps_grid = grid
             self.maps_box.children = [grid.figure]
         lo, hi = float(maps.min()), float(maps.max())
