@@ -35,3 +35,35 @@ def test_demo_notebook_executes(tmp_path):
         if o.output_type in ("display_data", "execute_result") and "application/vnd.jupyter.widget-view+json" in o.data
     ]
     assert len(widget_views) >= 5  # the explorer, the linked pair, the Fashion-MNIST explorer, zoo, viewer
+
+
+def test_voila_serves_the_demo_as_an_app(tmp_path):
+    """`voila demo.ipynb` runs the notebook and serves its widgets (no code cells shown, no errors)."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    shutil.copy(DEMO, tmp_path / "demo.ipynb")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "voila", "demo.ipynb", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1"]
+    server = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page, deadline = None, time.monotonic() + 120
+        while page is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=240) as response:
+                    page = response.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None, "voila did not answer"
+        assert page.count("application/vnd.jupyter.widget-view+json") >= 5  # explorers, zoo, viewer
+        assert '"output_type": "error"' not in page and "Traceback" not in page
+        assert "test accuracy 99.00%" in page
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
