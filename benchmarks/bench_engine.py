@@ -4,7 +4,10 @@ Run: ``.venv/bin/python benchmarks/bench_engine.py [--quick]`` (one process; abo
 
 (a) the article's way: eager ``tf.GradientTape`` per step on ``keras.Model(model.inputs, layer.output)``, one map,
     400 steps: loss = mean of the map; g = dloss/dimg; g /= sqrt(mean(g²)) + 1e-7; the article's per-step tests
-    (relative loss change, mean gradient for dead maps); img = per_image_standardization(img + 0.01·g).
+    (relative loss change, the mean gradient read back every step for the dead-map test);
+    img = per_image_standardization(img + 0.01·g). Measured twice: in this process, under the thread setting
+    oipwidgets applies (one intra-op thread, which also makes this eager loop faster: the strict baseline), and
+    in a child process with TensorFlow's default threads, as the article's code runs (a*).
 (b) ``engine.run(map, steps=400, seed=…)`` for one map, warm (after one warm-up run).
 (c) ``engine.run_layer(steps=400, seed=…)`` for all maps of the layer, warm.
 (d) the floor: the forward + input-gradient FLOPs of the convolutions up to the layer, counted from their shapes
@@ -12,17 +15,19 @@ Run: ``.venv/bin/python benchmarks/bench_engine.py [--quick]`` (one process; abo
     bias and the per-step elementwise work are ignored) × maps × 400 steps ÷ the FLOP/s of a large float32 matmul
     (2048×2048 in a tf.function) measured here, on all worker threads at once (the machine's best rate).
 
-Medians over repetitions; everything in one process, because a process can run in a faster or slower mode for
-its whole life. The thread setting in force (``oipwidgets.runtime``) applies to all four, the eager loop included.
+Medians over repetitions; everything but (a*) in one process, so that the ratios compare like with like. The thread
+setting in force (``oipwidgets.runtime``) applies to all four, the eager loop (a) included.
 Memory: peak RSS (ru_maxrss) and RSS growth (/proc/self/statm) over 100 repeated ``run`` calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -132,12 +137,37 @@ def eager_article(sub: keras.Model, start: np.ndarray, map_index: int, steps: in
         loss_diff, loss_old = loss_val - loss_old, loss_val
         if j > 10 and abs(loss_diff) / (abs(loss_val) + 1e-7) < 5e-4:
             n_conv += 1
-        if loss_val == 0.0 and float(tf.reduce_mean(grad)) == 0.0:
+        avg_grad = float(tf.reduce_mean(grad))  # read back every step, as the article does
+        if loss_val == 0.0 and avg_grad == 0.0:
             n_zeros += 1
             if n_zeros > 10:
                 break
         img = tf.image.per_image_standardization(img + EPSILON * grad)
     return img.numpy()
+
+
+def eager_setup():
+    """The default model, the probed sub-model and the benchmark's start image (the engine's seeded noise)."""
+    model = ow.load_default_model("mnist")
+    engine = ow.OIPEngine(model, LAYER)
+    sub = keras.Model(model.inputs, model.get_layer(LAYER).output)
+    return model, engine, sub, engine.run(MAP, steps=1, seed=SEED).start
+
+
+def time_eager(sub, start, reps: int) -> list[float]:
+    eager_article(sub, start, MAP, 5)  # warm-up (first-call costs)
+    return timed(lambda: eager_article(sub, start, MAP, STEPS), reps)
+
+
+def eager_default_threads(reps: int) -> list[float] | None:
+    """(a*): the eager loop in a child process with TensorFlow's default threads (OIPWIDGETS_TF_THREADS=off)."""
+    env = dict(os.environ, **{runtime.ENV_VAR: "off", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--eager-only", str(reps)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"  (a*) failed: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def verdict(ok: bool) -> str:
@@ -147,7 +177,12 @@ def verdict(ok: bool) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--eager-only", type=int, metavar="REPS", help=argparse.SUPPRESS)  # the (a*) child
     args = parser.parse_args(argv)
+    if args.eager_only:
+        _, _, sub, start = eager_setup()
+        print(json.dumps(time_eager(sub, start, args.eager_only)))
+        return 0
     reps_a, reps_b, reps_c = (3, 3, 2) if args.quick else (5, 7, 3)
 
     t_start = time.perf_counter()
@@ -157,11 +192,8 @@ def main(argv=None) -> int:
           f"{tf.config.threading.get_inter_op_parallelism_threads()}, batch workers {runtime.workers()} "
           f"({runtime.ENV_VAR}={os.environ.get(runtime.ENV_VAR, 'auto (unset)')})")
 
-    model = ow.load_default_model("mnist")
-    engine = ow.OIPEngine(model, LAYER)
+    model, engine, sub, start = eager_setup()
     maps = engine.size
-    sub = keras.Model(model.inputs, model.get_layer(LAYER).output)
-    start = engine.run(MAP, steps=1, seed=SEED).start
 
     # (d) floor
     rate1 = matmul_rate(1)
@@ -178,9 +210,11 @@ def main(argv=None) -> int:
     print(f"  × {maps} maps × {STEPS} steps = {work / 1e9:.1f} GFLOP → floor {floor:.4f} s")
 
     # (a) the article's eager loop
-    eager_article(sub, start, MAP, 5)  # warm-up (first-call costs)
-    ta = timed(lambda: eager_article(sub, start, MAP, STEPS), reps_a)
+    ta = time_eager(sub, start, reps_a)
     print(f"\n(a) eager article loop, 1 map, {STEPS} steps: {fmt(ta)}")
+    ta_default = eager_default_threads(reps_a)
+    if ta_default:
+        print(f"(a*) the same, TF default threads (child):  {fmt(ta_default)}")
 
     # (b) engine.run, one map
     engine.run(MAP, steps=STEPS, seed=SEED)
@@ -202,16 +236,17 @@ def main(argv=None) -> int:
           f"peak RSS (ru_maxrss) {peak_mb():.1f} MB")
 
     a, b, c = statistics.median(ta), statistics.median(tb), statistics.median(tc)
-    r_layer = maps * a / c
     r_floor = c / floor
-    r_run = a / b
-    print("\nratios (medians)")
-    print(f"  (c) vs {maps}×(a): {r_layer:7.1f}× faster   target ≥ {TARGETS['layer_vs_eager']:g}×  "
-          f"{verdict(r_layer >= TARGETS['layer_vs_eager'])}")
+    print("\nratios (medians); against (a): the strict baseline, the eager loop under oipwidgets' thread setting")
+    baselines = [("(a)", a)] + ([("(a*)", statistics.median(ta_default))] if ta_default else [])
+    for name, base in baselines:
+        r_layer, r_run = maps * base / c, base / b
+        print(f"  (c) vs {maps}×{name + ':':6s}{r_layer:7.1f}× faster   target ≥ {TARGETS['layer_vs_eager']:g}×  "
+              f"{verdict(r_layer >= TARGETS['layer_vs_eager'])}")
+        print(f"  (b) vs {name + ':':9s}{r_run:7.1f}× faster   target ≥ {TARGETS['run_vs_eager']:g}×   "
+              f"{verdict(r_run >= TARGETS['run_vs_eager'])}")
     print(f"  (c) vs (d):     {r_floor:7.2f}× the floor target ≤ {TARGETS['layer_vs_floor']:g}×   "
           f"{verdict(r_floor <= TARGETS['layer_vs_floor'])}")
-    print(f"  (b) vs (a):     {r_run:7.1f}× faster   target ≥ {TARGETS['run_vs_eager']:g}×   "
-          f"{verdict(r_run >= TARGETS['run_vs_eager'])}")
     print(f"  RSS growth:     {growth:7.1f} MB         target ≤ {TARGETS['rss_growth_mb']:g} MB "
           f"{verdict(growth <= TARGETS['rss_growth_mb'])}")
     print(f"\ntotal benchmark time {time.perf_counter() - t_start:.1f} s")

@@ -12,10 +12,12 @@ than 10 steps → stop). (The article's code writes the denominator as ``loss + 
 1e-7; the intended relative change is used here.)
 
 The steps run inside one ``tf.function`` as a ``tf.while_loop`` of ``n`` steps, ``n`` a tensor and the map index a
-tensor, so one trace serves every chunk length and map; the graph only steps (fewer ops per step) and records each
+tensor, so one trace serves every chunk length and map; the step itself is a separate function that the loop calls
+(not inlined), which keeps TensorFlow's oneDNN rewrite of the step graph the same in every trace. The graph only steps (fewer ops per step) and records each
 step's loss and gradient sum, and for small images each step's image. ``AscentLoop.run_chunk`` then replays the two
-tests exactly in numpy; when an image must stop inside a chunk, the chunk is cut there and its steps are run again
-up to the stop (the same computation, so the same numbers). ``ascend`` drives chunks of about ``chunk_seconds``, so
+tests exactly in numpy; when an image must stop inside a chunk, the chunk is cut there: its images at the stop come
+from the recorded trail of every step's images, or, without one, the chunk's steps are run again up to the stop (the
+same computation, so the same numbers). ``ascend`` drives chunks of about ``chunk_seconds``, so
 progress callbacks arrive often and a cancel takes effect quickly; snapshots come from the recorded images (or, for
 large images, chunks end at snapshot steps). A batch is split into ``oipwidgets.runtime.workers()`` parts (one per
 core when TensorFlow runs one intra-op thread, see ``oipwidgets.runtime``), run by worker threads at the same time;
@@ -64,6 +66,11 @@ class AscentLoop:
     def __init__(self, probe, objective, mode, jit_compile: bool = False, workers: int | None = None):
         self.probe, self.objective, self.mode = probe, objective, mode
         self.workers = workers
+        # The step is its own function, called (not inlined) from the loop: TensorFlow lowers a while loop into a
+        # cyclic graph whose oneDNN rewrite depends on memory addresses, and about half of the compiled loops then
+        # ran the max-pooling gradient without oneDNN, 2× slower for a whole run. An acyclic step graph is
+        # rewritten the same way every time.
+        self._step = tf.function(self._step_py, jit_compile=jit_compile, experimental_attributes={"_noinline": True})
         self._steps = tf.function(self._steps_py, jit_compile=jit_compile, reduce_retracing=True)
         self._concrete: dict = {}
 
@@ -76,26 +83,31 @@ class AscentLoop:
             fn = self._concrete[key] = self._steps.get_concrete_function(img, n, epsilon, params, record)
         return fn(img, n, epsilon, params, record)
 
+    def _step_py(self, img, epsilon, params):
+        """One ascent step for a batch: returns the next images, the loss (B,) before the step and the sum of the
+        normalised gradient (B,), which is finite iff every value is (RMS 1: no overflow) and exactly 0 iff the
+        mean is."""
+        axes = [1, 2, 3]
+        with tf.GradientTape() as tape:
+            tape.watch(img)
+            loss = self.objective(self.probe(img), params)
+            total = tf.reduce_sum(loss)
+        grad = tape.gradient(total, img)
+        grad = grad / (tf.sqrt(tf.reduce_mean(tf.square(grad), axis=axes, keepdims=True)) + 1e-7)
+        return self.mode.apply(img + epsilon * grad), loss, tf.reduce_sum(grad, axis=axes)
+
     def _steps_py(self, img, n, epsilon, params, record=False):
         """``n`` plain ascent steps for every image of the batch: returns the images after them and, per step, the
         loss (n, B) and the sum of the normalised gradient (n, B) that the stop tests need. No test runs in the
         graph: each costs ops in every step; ``run_chunk`` applies them afterwards, exactly."""
-        axes = [1, 2, 3]
         losses = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
         sums = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
         trail = tf.TensorArray(tf.float32, size=n if record else 0, element_shape=img.shape)
 
         def body(i, img, losses, sums, trail):
-            with tf.GradientTape() as tape:
-                tape.watch(img)
-                loss = self.objective(self.probe(img), params)
-                total = tf.reduce_sum(loss)
-            grad = tape.gradient(total, img)
-            grad = grad / (tf.sqrt(tf.reduce_mean(tf.square(grad), axis=axes, keepdims=True)) + 1e-7)
-            # the sum is finite iff every value is (RMS 1: no overflow) and exactly 0 iff the mean is
-            sums = sums.write(i, tf.reduce_sum(grad, axis=axes))
+            img, loss, grad_sum = self._step(img, epsilon, params)
+            sums = sums.write(i, grad_sum)
             losses = losses.write(i, loss)
-            img = self.mode.apply(img + epsilon * grad)
             if record:  # every step's image, so that snapshots need not end a chunk
                 trail = trail.write(i, img)
             return i + 1, img, losses, sums, trail
@@ -133,9 +145,9 @@ class AscentLoop:
 
         ``ints`` (B, 6) int32: n_zero, conv_run, conv_at, status, measured, updated. The steps run without tests;
         the tests then replay the recorded losses and gradient sums step by step. If an image must stop at step s
-        (dead, converged with stopping on, non-finite), the chunk is cut there: the steps up to s are run again from
-        the chunk's start (the same computation, so the same numbers), the stopping images keep their image before
-        step s's update and the others take it. Returns images, loss_old, ints, done (steps taken), the losses
+        (dead, converged with stopping on, non-finite), the chunk is cut there: the stopping images keep their image
+        before step s's update and the others take it, both read from the trail when ``record`` is on, else from
+        the steps up to s run again from the chunk's start (the same computation, so the same numbers). Returns images, loss_old, ints, done (steps taken), the losses
         (done, B), 0 where an image measured nothing, and with ``record`` every step's images (done, B, H, W, C)
         (valid for the images that made that step's update), else None.
         """
@@ -179,10 +191,15 @@ class AscentLoop:
         if not hit.size:
             new = np.where(running[:, None, None, None], out, images)
             return new, loss_old, ints, np.int32(n), record_losses, trail
-        # an image stops at step k: redo steps 0..k, keeping the images before step k's update for the stopping
-        # ones and after it for the others (the same computation as the first pass, so the same numbers)
-        before = self._run_steps(images, k, epsilon, params)[0] if k > 0 else images
-        after = self._run_steps(before, 1, epsilon, params)[0] if go.any() else before
+        # an image stops at step k: the stopping ones keep their image before step k's update, the others take it.
+        # With the recorded trail both are at hand; else steps 0..k are run again (the same computation as the
+        # first pass, so the same numbers)
+        if trail is not None:
+            before = trail[k - 1] if k > 0 else images
+            after = trail[k]
+        else:
+            before = self._run_steps(images, k, epsilon, params)[0] if k > 0 else images
+            after = self._run_steps(before, 1, epsilon, params)[0] if go.any() else before
         new = np.where(go[:, None, None, None], after, np.where(running[:, None, None, None], before, images))
         return new, loss_old, ints, np.int32(k + 1), record_losses, None if trail is None else trail[: k + 1]
 

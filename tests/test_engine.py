@@ -152,6 +152,24 @@ def test_dead_map_stops_and_says_so():
     assert both.statuses[0] == "dead" and both[1].steps == 30
 
 
+@pytest.mark.parametrize("trail", [True, False])
+def test_a_stop_inside_a_chunk_leaves_every_image_as_if_run_alone(monkeypatch, trail):
+    """A dead map stops inside a chunk; its image and its neighbour's are taken from the recorded trail of every
+    step's images or (with recording off) from the steps run again up to the stop: both equal the runs alone."""
+    from oipwidgets import ascent
+
+    engine = ow.OIPEngine(zero_map_model(), "never")
+    alone = [engine.run(m, steps=30, seed=0) for m in (0, 1)]
+    if not trail:
+        monkeypatch.setattr(ascent, "RECORD_BYTES", 0)
+    both = engine.run_layer([0, 1], steps=30, seed=0)
+    assert both.statuses == ["dead", alone[1].status]
+    for got, ref in zip(both, alone):
+        assert got.steps == ref.steps
+        np.testing.assert_allclose(got.image, ref.image, atol=1e-6)
+        np.testing.assert_allclose(got.losses, ref.losses, rtol=1e-6, atol=1e-7)
+
+
 def test_seed_reproducibility(engine):
     a = engine.run(7, steps=30, seed=123)
     b = engine.run(7, steps=30, seed=123)
