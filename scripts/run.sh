@@ -5,4 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/jupyter lab demo.ipynb "$@"
+extra=()
+# containers often run as root, where jupyter refuses to start unless told
+if [ "$(id -u)" = 0 ]; then extra+=(--allow-root); fi
+exec .venv/bin/jupyter lab demo.ipynb "${extra[@]}" "$@"
