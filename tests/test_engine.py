@@ -296,6 +296,37 @@ def test_sequential_never_called_needs_an_input_shape():
     assert r.image.shape == (20, 20, 1) and r.steps == 15
 
 
+@pytest.mark.parametrize("how", ["build", "input_layer"])
+def test_sequential_built_but_never_called(how):
+    """A Keras 3 Sequential model built with model.build(...) or starting with keras.Input, never called on data."""
+    layers = [keras.layers.Conv2D(6, 3, activation="relu", name="c1"), keras.layers.MaxPooling2D(name="p"),
+              keras.layers.Conv2D(4, 3, activation="relu", name="c2")]
+    if how == "input_layer":
+        model = keras.Sequential([keras.Input((28, 28, 1)), *layers])
+    else:
+        model = keras.Sequential(layers)
+        model.build((None, 28, 28, 1))
+    e = ow.OIPEngine(model, "c2")
+    assert e.input_shape == (28, 28, 1) and e.size == 4
+    assert [i.name for i in ow.OIPEngine.layers(model)] == ["c1", "p", "c2"]
+    r = e.run(1, steps=12, seed=0)
+    ref, _ = reference_ascent(model, "c2", [1], r.start[None], steps=12)
+    np.testing.assert_allclose(r.image, ref[0], atol=1e-4)
+
+
+def test_large_rgb_input_224():
+    inp = keras.Input((224, 224, 3))
+    x = keras.layers.Conv2D(4, 5, strides=2, activation="relu", name="a")(inp)
+    x = keras.layers.Conv2D(3, 3, strides=2, activation="relu", name="b")(x)
+    e = ow.OIPEngine(keras.Model(inp, x), "b")
+    assert e.start_images(seeds=(0, 1)).shape == (2, 224, 224, 3)
+    r = e.run(2, steps=3, seed=0)
+    assert r.image.shape == (224, 224, 3) and np.all(np.isfinite(r.image))
+    assert r.params["noise"].startswith("4 scales 24×24")  # the article's grids scaled to 224×224
+    np.testing.assert_allclose(r.image.mean(), 0, atol=1e-4)  # re-standardised
+    np.testing.assert_allclose(r.image.std(), 1, atol=1e-3)
+
+
 def test_functional_rgb_32x32_model():
     inp = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(6, 3, activation="relu", name="a")(inp)
