@@ -13,15 +13,16 @@ than 10 steps → stop). (The article's code writes the denominator as ``loss + 
 
 The steps run inside one ``tf.function`` as a ``tf.while_loop`` of ``n`` steps, ``n`` a tensor and the map index a
 tensor, so one trace serves every chunk length and map; the step itself is a separate function that the loop calls
-(not inlined), which keeps TensorFlow's oneDNN rewrite of the step graph the same in every trace. The graph only steps (fewer ops per step) and records each
-step's loss and gradient sum, and for small images each step's image. ``AscentLoop.run_chunk`` then replays the two
-tests exactly in numpy; when an image must stop inside a chunk, the chunk is cut there: its images at the stop come
-from the recorded trail of every step's images, or, without one, the chunk's steps are run again up to the stop (the
-same computation, so the same numbers). ``ascend`` drives chunks of about ``chunk_seconds``, so
-progress callbacks arrive often and a cancel takes effect quickly; snapshots come from the recorded images (or, for
-large images, chunks end at snapshot steps). A batch is split into ``oipwidgets.runtime.workers()`` parts (one per
-core when TensorFlow runs one intra-op thread, see ``oipwidgets.runtime``), run by worker threads at the same time;
-the images are independent, so the results are those of the whole batch.
+(not inlined), which keeps TensorFlow's oneDNN rewrite of the step graph the same in every trace. The graph only
+steps (fewer ops per step) and records each step's loss and gradient sum, and for small images each step's image.
+``AscentLoop.run_chunk`` then replays the two tests exactly in numpy; when an image must stop inside a chunk, the
+chunk is cut there: its images at the stop come from the recorded trail of every step's images, or, without one,
+the chunk's steps are run again up to the stop (the same computation, so the same numbers). ``ascend`` drives
+chunks of about ``chunk_seconds``, so progress callbacks arrive often and a cancel takes effect quickly; snapshots
+come from the recorded images (or, for large images, chunks end at snapshot steps). A batch is split into
+``oipwidgets.runtime.workers()`` parts (one per core when TensorFlow runs one intra-op thread, see
+``oipwidgets.runtime``), run by worker threads at the same time; the images are independent, so the results are
+those of the whole batch.
 """
 
 from __future__ import annotations
@@ -147,9 +148,10 @@ class AscentLoop:
         the tests then replay the recorded losses and gradient sums step by step. If an image must stop at step s
         (dead, converged with stopping on, non-finite), the chunk is cut there: the stopping images keep their image
         before step s's update and the others take it, both read from the trail when ``record`` is on, else from
-        the steps up to s run again from the chunk's start (the same computation, so the same numbers). Returns images, loss_old, ints, done (steps taken), the losses
-        (done, B), 0 where an image measured nothing, and with ``record`` every step's images (done, B, H, W, C)
-        (valid for the images that made that step's update), else None.
+        the steps up to s run again from the chunk's start (the same computation, so the same numbers). Returns
+        images, loss_old, ints, done (steps taken), the losses (done, B), 0 where an image measured nothing, and
+        with ``record`` every step's images (done, B, H, W, C) (valid for the images that made that step's update),
+        else None.
         """
         epsilon, criterion, stop_conv = consts
         crit, stop = np.float32(criterion.numpy()), bool(stop_conv.numpy())
@@ -340,7 +342,8 @@ def ascend(
         moved = updated > 0  # an active image updates at every step from the chunk's start until it stops
         state.last_step[moved] = offset + j + updated[moved] - 1
         state.last_loss[moved] = losses[updated[moved] - 1, np.flatnonzero(moved)]
-        state.images, state.loss_old, state.n_zero, state.conv_run, state.status = images, loss_old, n_zero, conv_run, status
+        state.images, state.loss_old, state.status = images, loss_old, status
+        state.n_zero, state.conv_run = n_zero, conv_run
         conv_at_local = conv_at
         # snapshots: the steps of this chunk that are snapshot steps, for the images that made that step's update
         taken = [m for m in marks if j <= m < j + done] if trail is not None else (
