@@ -16,7 +16,7 @@ Run: ``.venv/bin/python benchmarks/bench_engine.py [--quick]`` (one process; abo
     (2048×2048 in a tf.function) measured here, on all worker threads at once (the machine's best rate).
 
 Medians over repetitions; everything but (a*) in one process, so that the ratios compare like with like. The thread
-setting in force (``oipwidgets.runtime``) applies to all four, the eager loop (a) included.
+setting in force (``oipwidgets.engine.runtime``) applies to all four, the eager loop (a) included.
 Memory: peak RSS (ru_maxrss) and RSS growth (/proc/self/statm) over 100 repeated ``run`` calls.
 """
 
@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import oipwidgets as ow  # noqa: E402 - first: configures TensorFlow's threads before any op runs
-from oipwidgets import runtime  # noqa: E402
+from oipwidgets.engine import runtime  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

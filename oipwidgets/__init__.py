@@ -11,43 +11,35 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # One intra-op thread per batch part, one part per core (see oipwidgets.runtime; OIPWIDGETS_TF_THREADS overrides).
 # Done first: TensorFlow's threading can only be set before its first op; it is left alone if that already ran.
-from .runtime import configure_threads as _configure_threads  # noqa: E402
+from .engine.runtime import configure_threads as _configure_threads  # noqa: E402
 
 _configure_threads()
 
-from . import datasets, preprocessing  # noqa: E402
-from .engine import OIPEngine  # noqa: E402
-from .activations import ActivationViewer  # noqa: E402
-from .explorer import OIPExplorer  # noqa: E402
-from .zoo import LayerZoo  # noqa: E402
-from .input_modes import Clip, Identity, Standardize  # noqa: E402
-from .models import DEFAULT_MODELS, build_cnn, load_default_model, load_model, model_card  # noqa: E402
-from .noise import MultiScaleNoise, SpectralNoise  # noqa: E402
-from .objectives import MapMean, Node, Unit  # noqa: E402
-from .result import LayerResult, OIPResult  # noqa: E402
+from .engine import (  # noqa: E402
+    Clip,
+    Identity,
+    InputMode,
+    LayerResult,
+    MapMean,
+    MultiScaleNoise,
+    Multiscale,
+    Node,
+    Objective,
+    OIPEngine,
+    OIPResult,
+    Precursor,
+    Simple,
+    SpectralNoise,
+    Standardize,
+    Strategy,
+    Unit,
+    wrap_objective,
+)
+from .models import DEFAULT_MODELS, build_cnn, datasets, load_default_model, load_model, model_card, preprocessing  # noqa: E402
+from .widgets import ActivationViewer, LayerZoo, OIPExplorer  # noqa: E402
+from . import engine as _engine, widgets as _widgets  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ActivationViewer",
-    "LayerZoo",
-    "Clip",
-    "Identity",
-    "LayerResult",
-    "MapMean",
-    "MultiScaleNoise",
-    "Node",
-    "OIPEngine",
-    "OIPExplorer",
-    "OIPResult",
-    "SpectralNoise",
-    "Standardize",
-    "Unit",
-    "DEFAULT_MODELS",
-    "build_cnn",
-    "datasets",
-    "load_default_model",
-    "load_model",
-    "model_card",
-    "preprocessing",
-]
+__all__ = [*_engine.__all__, *_widgets.__all__, "DEFAULT_MODELS", "build_cnn", "datasets", "load_default_model",
+           "load_model", "model_card", "preprocessing"]

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import platform
 import shlex
 import sys
 from pathlib import Path
+
+from .engine.validation import check_float, check_int
 
 __all__ = ["main"]
 
@@ -20,10 +23,25 @@ _DATASETS = ("mnist", "fashion")
 
 
 def _load(dataset: str, data: str | None):
-    from . import datasets
+    from .models import datasets
 
     loader = datasets.load_mnist if dataset == "mnist" else datasets.load_fashion_mnist
     return loader(data)
+
+
+def _writable(name: str) -> Path:
+    """The output path, checked before any work: not a directory, in a directory that exists (or can be made)
+    and can be written to."""
+    path = Path(name)
+    if path.is_dir():
+        raise ValueError(f"{name!r} is a directory; give a file name to write")
+    parent = path.parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ValueError(f"cannot write {name!r}: {str(existing)!r} is not a writable directory")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"cannot write {name!r}: the file is read-only")
+    return path
 
 
 def card_path(model_path: Path) -> Path:
@@ -35,13 +53,14 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     import keras
     import tensorflow as tf
 
-    from .training import TrainConfig, evaluate, inference_copy, train_cnn
+    from .models.training import TrainConfig, evaluate, inference_copy, train_cnn
 
-    out = Path(args.out)
-    if out.suffix != ".keras":
-        raise SystemExit(f"--out must name a .keras file; got {args.out!r}")
-    if args.epochs < 1:
-        raise SystemExit(f"--epochs must be at least 1; got {args.epochs}")
+    if not args.out.endswith(".keras"):
+        raise ValueError(f"--out must name a .keras file; got {args.out!r}")
+    check_int(args.epochs, "--epochs")
+    check_int(args.batch_size, "--batch-size")
+    check_int(args.seed, "--seed", low=0)
+    out = _writable(args.out)
     (x_train, y_train), (x_test, y_test) = _load(args.dataset, args.data)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     print(f"Training the article's CNN on {len(x_train)} {args.dataset} images for {args.epochs} epochs "
@@ -74,9 +93,9 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
-    from . import datasets
-    from .models import DEFAULT_MODELS, load_default_model, load_model
-    from .training import evaluate
+    from .models import datasets
+    from .models.models import DEFAULT_MODELS, load_default_model, load_model
+    from .models.training import evaluate
 
     model = load_default_model(args.model) if args.model in DEFAULT_MODELS else load_model(args.model)
     if args.data:
@@ -97,25 +116,18 @@ def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
     import time
 
     t_start = time.perf_counter()
-    if args.steps < 1:
-        raise ValueError(f"--steps must be a positive whole number; got {args.steps}")
-    if args.cols < 1:
-        raise ValueError(f"--cols must be a positive whole number; got {args.cols}")
-    if not (args.epsilon > 0 and args.epsilon != float("inf")):
-        raise ValueError(f"--epsilon must be a finite number > 0; got {args.epsilon}")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be a whole number >= 0; got {args.seed}")
-    outs = [Path(args.out)] + ([Path(args.html)] if args.html else [])
-    for p in outs:
-        if p.is_dir():
-            raise ValueError(f"{str(p)!r} is a directory; give a file name to write")
+    check_int(args.steps, "--steps")
+    check_int(args.cols, "--cols")
+    check_float(args.epsilon, "--epsilon")
+    check_int(args.seed, "--seed", low=0)
+    outs = [_writable(args.out)] + ([_writable(args.html)] if args.html else [])
 
     from . import __version__
-    from .ascent import Progress
-    from .engine import OIPEngine
-    from .models import DEFAULT_MODELS, load_default_model, load_model
-    from .render import COLORMAPS
-    from .zoo_render import zoo_html, zoo_png_bytes, zoo_size
+    from .engine.ascent import Progress
+    from .engine.engine import OIPEngine
+    from .models.models import DEFAULT_MODELS, load_default_model, load_model
+    from .output.render import COLORMAPS
+    from .output.zoo_render import zoo_html, zoo_png_bytes, zoo_size
 
     if args.cmap not in COLORMAPS:
         from matplotlib import colormaps

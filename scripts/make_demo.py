@@ -48,7 +48,7 @@ tries = {
     "simple, default noise": engine.run(m, steps=200, seed=1),
     "simple, coarse noise": engine.run(m, steps=200, seed=1, noise=coarse),
     "multiscale": engine.run(m, steps=200, seed=1, strategy="multiscale"),
-    "precursor": engine.run(m, steps=200, seed=1, strategy="precursor", precursors=8),
+    "precursor": engine.run(m, steps=200, seed=1, strategy=ow.Precursor(n=8)),
 }
 for name, r in tries.items():
     print(f"map {m:2d} {name:24s} {r.status:10s} final objective {r.final_loss:.3f}")"""),

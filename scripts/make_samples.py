@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oipwidgets import datasets
+from oipwidgets.models import datasets
 
 
 def first_per_class(labels: np.ndarray, per_class: int = 10) -> np.ndarray:

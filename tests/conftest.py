@@ -21,3 +21,19 @@ def bar_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture
 def bars():
     return bar_images(256)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """The shipped MNIST CNN (a fresh copy per test module)."""
+    import oipwidgets as ow
+
+    return ow.load_default_model("mnist")
+
+
+@pytest.fixture(scope="module")
+def engine(mnist):
+    """An engine on the MNIST CNN's Conv2D_3 (64 maps)."""
+    import oipwidgets as ow
+
+    return ow.OIPEngine(mnist, "Conv2D_3")

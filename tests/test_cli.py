@@ -2,7 +2,7 @@ import json
 
 
 from oipwidgets import cli
-from oipwidgets.idx import write_idx
+from oipwidgets.models.idx import write_idx
 from oipwidgets.models import load_model
 
 from .conftest import bar_images

@@ -1,4 +1,4 @@
-"""Tests for oipwidgets.datasets on tiny synthetic IDX sets in temp dirs (no network)."""
+"""Tests for oipwidgets.models.datasets on tiny synthetic IDX sets in temp dirs (no network)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oipwidgets import datasets
-from oipwidgets.datasets import (
+from oipwidgets.models import datasets
+from oipwidgets.models.datasets import (
     CLASS_NAMES,
     DatasetError,
     DatasetNotFoundError,
@@ -20,7 +20,7 @@ from oipwidgets.datasets import (
     samples,
     validate_split,
 )
-from oipwidgets.idx import IDXError, write_idx
+from oipwidgets.models.idx import IDXError, write_idx
 
 ENV_VARS = ("OIPWIDGETS_MNIST_DIR", "OIPWIDGETS_FASHION_MNIST_DIR")
 

@@ -9,18 +9,8 @@ import pytest
 import tensorflow as tf
 
 import oipwidgets as ow
-from oipwidgets.ascent import snapshot_schedule
-from oipwidgets.objectives import MapMean, Node, Unit
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return ow.load_default_model("mnist")
-
-
-@pytest.fixture(scope="module")
-def engine(mnist):
-    return ow.OIPEngine(mnist, "Conv2D_3")
+from oipwidgets.engine.ascent import snapshot_schedule
+from oipwidgets.engine.objectives import MapMean, Node, Unit
 
 
 def reference_ascent(model, layer, maps, start, steps, epsilon=0.01):
@@ -156,7 +146,7 @@ def test_dead_map_stops_and_says_so():
 def test_a_stop_inside_a_chunk_leaves_every_image_as_if_run_alone(monkeypatch, trail):
     """A dead map stops inside a chunk; its image and its neighbour's are taken from the recorded trail of every
     step's images or (with recording off) from the steps run again up to the stop: both equal the runs alone."""
-    from oipwidgets import ascent
+    from oipwidgets.engine import ascent
 
     engine = ow.OIPEngine(zero_map_model(), "never")
     alone = [engine.run(m, steps=30, seed=0) for m in (0, 1)]
@@ -183,7 +173,7 @@ def test_seed_reproducibility(engine):
 
 
 def test_many_seeds_of_one_map_in_one_batch(engine):
-    out = engine.run_layer([4], seeds=[1, 2, 3], steps=10)
+    out = engine.run_layer([4], seed=[1, 2, 3], steps=10)
     assert len(out) == 3 and out.maps == [4, 4, 4]
     np.testing.assert_allclose(out[1].image, engine.run(4, steps=10, seed=2).image, atol=1e-5)
 
@@ -215,7 +205,7 @@ def test_cancel_stops_quickly_and_keeps_what_was_done(engine, how):
 
 # ------------------------------------------------------------------ strategies
 def test_multiscale_adds_scales_stage_by_stage(engine):
-    r = engine.run(30, steps=40, seed=5, strategy="multiscale", stages=(5, 5, 10, 40))
+    r = engine.run(30, steps=40, seed=5, strategy=ow.Multiscale(stages=(5, 5, 10)))
     assert r.params["stages"] == [5, 5, 10, 40]
     assert r.steps == 60 and len(r.losses) == 60
     # each early stage ends with a snapshot; the final stage follows the article's schedule
@@ -223,16 +213,20 @@ def test_multiscale_adds_scales_stage_by_stage(engine):
     assert r.snapshot_steps[-1] == 59
     # the start is the coarsest scale alone: smooth (small pixel-to-pixel differences)
     assert np.abs(np.diff(r.start[:, :, 0], axis=0)).mean() < 0.3
-    with pytest.raises(ValueError, match="one positive step count per noise scale"):
-        engine.run(30, strategy="multiscale", stages=(5, 5))
+    assert ow.Multiscale(stages=(5, 5)).lengths(40, 4) == (5, 5, 10, 40)  # continued by doubling
+    assert ow.Multiscale(stages=(5, 5, 10)).lengths(40, 2) == (5, 40)  # cut to the scales there are
+    assert r.snapshot_steps.tolist() == ow.Multiscale(stages=(5, 5, 10)).snapshot_plan(40, ow.MultiScaleNoise())
+    with pytest.raises(ValueError, match="each multiscale stage length must be a whole number >= 1"):
+        ow.Multiscale(stages=(5, 0))
 
 
 def test_precursor_keeps_the_best_start(engine):
-    r = engine.run(12, steps=30, seed=8, strategy="precursor", precursors=4, precursor_steps=10)
+    r = engine.run(12, steps=30, seed=8, strategy=ow.Precursor(n=4, steps=10))
     scores = np.array(r.params["precursor_scores"])[0]
     assert r.params["picked"][0] == int(np.argmax(scores))
     assert r.steps == 40 and r.snapshot_steps[-1] == 39
     assert r.final_loss >= scores.max() - 1e-6
+    assert r.snapshot_steps.tolist() == ow.Precursor(n=4, steps=10).snapshot_plan(30)
 
 
 def test_strategies_can_revive_a_map_dead_for_pixel_noise(engine):
@@ -240,7 +234,7 @@ def test_strategies_can_revive_a_map_dead_for_pixel_noise(engine):
     simple = engine.run_layer(steps=20, seed=1)
     dead = [r.params["map"] for r in simple if r.status == "dead"]
     assert dead, "expected some maps of Conv2D_3 to stay dead for seed 1"
-    revived = engine.run_layer(dead, steps=20, seed=1, strategy="precursor", precursors=8, precursor_steps=15)
+    revived = engine.run_layer(dead, steps=20, seed=1, strategy=ow.Precursor(n=8, steps=15))
     assert sum(r.status != "dead" for r in revived) >= 1
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import oipwidgets as ow
-from oipwidgets.examples import TopK, map_means, top_k, top_k_all
-from oipwidgets.preprocessing import to_model_input
+from oipwidgets.engine.examples import TopK, map_means, top_k, top_k_all
+from oipwidgets.models.preprocessing import to_model_input
 
 
 def tiny_model(channels=1, seed=0, size=6):
@@ -171,7 +171,7 @@ def test_default_mnist_model_against_keras_sub_model():
 def test_errors_name_the_problem(model, raw):
     with pytest.raises(ValueError, match="empty"):
         top_k(model, "conv", 0, raw[:0], k=1)
-    with pytest.raises(ValueError, match="at least 1; got k=0"):
+    with pytest.raises(ValueError, match="k must be a whole number >= 1; got 0"):
         top_k(model, "conv", 0, raw, k=0)
     with pytest.raises(ValueError, match=r"k=41 .*40 images"):
         top_k(model, "conv", 0, raw, k=41)

@@ -9,8 +9,8 @@ from PIL import Image
 from traitlets import TraitError
 
 import oipwidgets as ow
-from oipwidgets.explorer import format_scales, parse_scales
-from oipwidgets.render import enhanced, plain
+from oipwidgets.widgets.explorer import format_scales, parse_scales
+from oipwidgets.output.render import enhanced, plain
 
 
 @pytest.fixture(scope="module")

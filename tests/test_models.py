@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import oipwidgets
-from oipwidgets import datasets
+from oipwidgets.models import datasets
 from oipwidgets.models import build_cnn, load_default_model, load_model, model_card
-from oipwidgets.preprocessing import to_model_input
-from oipwidgets.training import TrainConfig, evaluate, inference_copy, train_cnn
+from oipwidgets.models.preprocessing import to_model_input
+from oipwidgets.models.training import TrainConfig, evaluate, inference_copy, train_cnn
 
 ARTICLE_LAYERS = [
     ("Conv2D_1", (None, 26, 26, 32), 320),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from oipwidgets.noise import DEFAULT_SCALES, DEFAULT_WEIGHTS, MultiScaleNoise, SpectralNoise, make_noise
+from oipwidgets.engine.noise import DEFAULT_SCALES, DEFAULT_WEIGHTS, MultiScaleNoise, SpectralNoise, make_noise
 
 
 def neighbour_difference(images: np.ndarray) -> float:

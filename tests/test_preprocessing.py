@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from oipwidgets.preprocessing import standardize, to_model_input
+from oipwidgets.models.preprocessing import standardize, to_model_input
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (5, 28, 28, 1), (3, 32, 32, 3), (2, 7, 5, 2)])

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from oipwidgets import cli
-from oipwidgets.result import LayerResult, OIPResult
-from oipwidgets.zoo_render import zoo_figure_png, zoo_html, zoo_png_bytes, zoo_size
+from oipwidgets.engine.result import LayerResult, OIPResult
+from oipwidgets.output.zoo_render import zoo_figure_png, zoo_html, zoo_png_bytes, zoo_size
 
 DATA_URI = "data:image/png;base64,"
 
@@ -172,8 +172,8 @@ def test_zoo_command_on_a_model_file(small_model_file, tmp_path, capsys):
         (["--layer", "Flatten"], r"'Flatten' has no maps"),
         (["--layer", "Conv2D_9"], r"unknown layer 'Conv2D_9'.*Conv2D_1.*Conv2D_2.*Conv2D_3"),
         (["--model", "MISSING"], r"No model file at .*missing\.keras"),
-        (["--steps", "0"], r"--steps must be a positive whole number; got 0"),
-        (["--steps", "-5"], r"--steps must be a positive whole number; got -5"),
+        (["--steps", "0"], r"--steps must be a whole number >= 1; got 0"),
+        (["--steps", "-5"], r"--steps must be a whole number >= 1; got -5"),
         (["--cols", "0"], r"--cols"),
         (["--epsilon", "0"], r"--epsilon"),
         (["--cmap", "nope"], r"colour map 'nope'"),

@@ -6,7 +6,7 @@ import pytest
 from traitlets import TraitError
 
 import oipwidgets as ow
-from oipwidgets.render import mosaic, plain
+from oipwidgets.output.render import mosaic, plain
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,14 @@ import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines
 from traitlets import Bool, Enum, Float, Instance, Int, List, TraitError, Tuple, Unicode, observe, validate
 
-from . import export
-from .ascent import snapshot_schedule
-from .engine import OIPEngine
-from .examples import default_examples, top_k_all
-from .models import load_default_model
-from .noise import DEFAULT_SCALES, DEFAULT_WEIGHTS, MultiScaleNoise
-from .render import COLORMAPS, enhanced, plain
-from .result import OIPResult
-from .strategies import STRATEGIES, stage_lengths
+from ..output import export
+from ..engine.engine import OIPEngine
+from ..engine.examples import default_examples, top_k_all
+from ..models.models import load_default_model
+from ..engine.noise import DEFAULT_SCALES, DEFAULT_WEIGHTS, MultiScaleNoise
+from ..output.render import COLORMAPS, enhanced, plain
+from ..engine.result import OIPResult
+from ..engine.strategies import STRATEGIES, strategy_for
 from .tilegrid import TileGrid
 from .worker import RunsInBackground, Worker
 
@@ -76,7 +75,7 @@ class OIPExplorer(RunsInBackground, widgets.VBox):
     noise_weights = List(Float(), help="one weight >= 0 per noise scale")
     epsilon = Float(0.01, help="step size")
     steps = Int(400, help="ascent steps (last stage for multiscale)")
-    strategy = Enum(STRATEGIES, default_value="simple")
+    strategy = Enum(tuple(STRATEGIES), default_value="simple")
     seed = Int(0, help="seed of the start noise")
     colormap = Enum(COLORMAPS, default_value="viridis")
     result = Instance(OIPResult, allow_none=True, read_only=True)
@@ -329,15 +328,7 @@ class OIPExplorer(RunsInBackground, widgets.VBox):
         return MultiScaleNoise(scales=tuple(self.noise_scales), weights=tuple(self.noise_weights))
 
     def _planned_snapshots(self) -> list[int]:
-        if self.strategy == "multiscale":
-            lengths = stage_lengths(len([w for w in self.noise_weights if w > 0]) or 1, self.steps)
-            steps, offset = [], 0
-            for k, n in enumerate(lengths):
-                steps += [offset + s for s in (snapshot_schedule(n) if k == len(lengths) - 1 else sorted({0, n - 1}))]
-                offset += n
-            return steps
-        offset = 20 if self.strategy == "precursor" else 0
-        return [offset + s for s in snapshot_schedule(self.steps)]
+        return strategy_for(self.strategy).snapshot_plan(self.steps, self.noise())
 
     def run(self, wait: bool = False) -> OIPResult | None:
         """Start a run with the current settings (cancelling a running one); with ``wait`` block and return the result.

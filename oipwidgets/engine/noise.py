@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import tensorflow as tf
 
-from .preprocessing import standardize
+from ..models.preprocessing import standardize
+from .validation import is_int
 
 __all__ = ["MultiScaleNoise", "SpectralNoise", "make_noise", "DEFAULT_SCALES", "DEFAULT_WEIGHTS"]
 
@@ -32,18 +33,13 @@ DEFAULT_WEIGHTS: tuple[float, ...] = (0.5, 0.5, 0.5, 0.5)
 _DEFAULT_SIDE = 28  # the image side the default scales belong to
 
 
-def _is_int(value) -> bool:
-    """True for Python/numpy integers, but not for bools (True is no image size)."""
-    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
-
-
 def _check_shape(shape) -> tuple[int, int, int, int]:
     """Validate a batch shape (n, H, W, C) of positive integers; return it as a tuple of ints."""
     try:
         dims = tuple(shape)
     except TypeError:
         dims = None
-    if dims is None or len(dims) != 4 or not all(_is_int(d) and d >= 1 for d in dims):
+    if dims is None or len(dims) != 4 or not all(is_int(d) and d >= 1 for d in dims):
         raise ValueError(
             f"shape must be (n, H, W, C): four positive integers (images, height, width, channels); got {shape!r}"
         )
@@ -91,7 +87,7 @@ class MultiScaleNoise:
                 "MultiScaleNoise needs at least one scale; got none (give 1 or more (rows, columns) pairs)."
             )
         for s in scales:
-            if len(s) != 2 or not all(_is_int(v) and v >= 1 for v in s):
+            if len(s) != 2 or not all(is_int(v) and v >= 1 for v in s):
                 raise ValueError(
                     f"each scale must be a pair (rows, columns) of positive integers (>= 1); got {s!r}"
                 )
@@ -120,7 +116,7 @@ class MultiScaleNoise:
         The grid sides are 3/28, 7/28, 14/28 and 28/28 of the image sides, rounded half up and at least 1 cell;
         for 28×28 this is exactly the default ((3,3), (7,7), (14,14), (28,28)); for 224×224 (24, 56, 112, 224).
         """
-        if not (_is_int(height) and _is_int(width) and height >= 1 and width >= 1):
+        if not (is_int(height) and is_int(width) and height >= 1 and width >= 1):
             raise ValueError(f"for_size needs a positive integer height and width; got {height!r}, {width!r}")
         scales = tuple(
             (max(1, math.floor(height * h / _DEFAULT_SIDE + 0.5)), max(1, math.floor(width * w / _DEFAULT_SIDE + 0.5)))
@@ -140,7 +136,7 @@ class MultiScaleNoise:
         finest detail. Used for the coarse "precursor" start.
         """
         n = len(self.scales)
-        if not (_is_int(k) and 1 <= k <= n):
+        if not (is_int(k) and 1 <= k <= n):
             raise ValueError(f"coarsest(k) needs 1 <= k <= {n} (the number of scales); got {k!r}")
         keep = sorted(self._by_area()[:k])
         return MultiScaleNoise(

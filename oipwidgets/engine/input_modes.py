@@ -8,30 +8,34 @@ Each mode also maps a standardised noise image into its range (``prepare``), so 
 
 from __future__ import annotations
 
+import abc
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from .preprocessing import standardize
+from ..models.preprocessing import standardize
+from .keys import Frozen
+from .validation import from_spec
 
 __all__ = ["InputMode", "Standardize", "Clip", "Identity", "input_mode", "INPUT_MODES"]
 
 
-class InputMode:
-    """Base class: ``apply(images)`` (tf, in the compiled loop) and ``prepare(start)`` (numpy, before it)."""
+class InputMode(Frozen):
+    """Base class: ``apply(images)`` (tf, in the compiled loop) and ``prepare(start)`` (numpy, before it).
+
+    Immutable; every public attribute is a constant of the compiled loop and part of its ``key()``.
+    """
 
     name = "base"
 
+    @abc.abstractmethod
     def apply(self, images: tf.Tensor) -> tf.Tensor:
-        raise NotImplementedError
+        """The images (B, H, W, C) after a step, brought back into the model's input range."""
 
     def prepare(self, start: np.ndarray) -> np.ndarray:
         """A standardised start image (N, H, W, C) mapped into this mode's range, float32."""
         return np.asarray(start, dtype=np.float32)
-
-    def key(self) -> tuple:
-        return (self.name,)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -70,9 +74,6 @@ class Clip(InputMode):
         mid, half = (self.low + self.high) / 2, (self.high - self.low) / 2
         return np.clip(mid + half * np.asarray(start, np.float32) / 3.0, self.low, self.high).astype(np.float32)
 
-    def key(self):
-        return (self.name, self.low, self.high)
-
     def __repr__(self):
         return f"Clip({self.low:g}, {self.high:g})"
 
@@ -91,8 +92,4 @@ INPUT_MODES = {"standardize": Standardize, "clip": Clip, "identity": Identity}
 
 def input_mode(spec) -> InputMode:
     """An InputMode from a name ("standardize", "clip" = clip to [0, 1], "identity") or an InputMode."""
-    if isinstance(spec, InputMode):
-        return spec
-    if isinstance(spec, str) and spec in INPUT_MODES:
-        return INPUT_MODES[spec]()
-    raise ValueError(f"unknown input mode {spec!r}; valid: {', '.join(INPUT_MODES)} or an InputMode such as Clip(0, 255)")
+    return from_spec(spec, InputMode, INPUT_MODES, "input mode", "an InputMode such as Clip(0, 255)")

@@ -14,10 +14,42 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["STATUSES", "OIPResult", "LayerResult"]
+__all__ = ["STATUSES", "STATUS_LABELS", "status_message", "status_summary", "OIPResult", "LayerResult"]
 
 #: Why a run ended: criterion met and stopping on it, all steps done, the map never fired, or cancelled.
 STATUSES = ("converged", "max_steps", "dead", "stopped")
+
+#: Short labels for tiles and tables.
+STATUS_LABELS = {"converged": "converged", "max_steps": "max steps", "dead": "DEAD", "stopped": "stopped"}
+
+DEAD_ADVICE = ("try coarser noise (larger weights on the coarse scales), strategy='multiscale' or 'precursor', "
+               "or another seed")
+
+
+def status_message(status: str, what: str, steps: int, converged_at: int | None = None,
+                   reason: str = "cancelled") -> str:
+    """The full sentence a result carries: ``what`` names the map ("map 5 of Conv2D_3"), ``steps`` the updates
+    made, ``reason`` why a stopped run stopped."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}; got {status!r}")
+    return {
+        "dead": f"{what} never fired for this start (loss and gradient exactly 0 for more than 10 steps): "
+        f"{DEAD_ADVICE}.",
+        "stopped": f"{what}: stopped after {steps} steps ({reason})",
+        "converged": f"{what} converged at step {converged_at}",
+        "max_steps": f"{what}: {steps} steps done, not converged",
+    }[status]
+
+
+def status_summary(result: OIPResult) -> str:
+    """The short line a widget shows for a finished run, with the objective reached."""
+    text = {
+        "converged": f"converged at step {result.converged_at}",
+        "max_steps": f"done: {result.steps} steps, not converged",
+        "dead": "dead map: try coarser noise (more weight on the coarse scales) or the multiscale/precursor strategy",
+        "stopped": f"stopped after {result.steps} steps",
+    }[result.status]
+    return f"{text} — final objective {result.final_loss:.4g}"
 
 
 @dataclass

@@ -19,13 +19,13 @@ import base64
 import html
 import io
 import math
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 
+from ..engine.result import STATUS_LABELS, LayerResult
+from ..engine.validation import check_int
 from .render import as_rgb, plain
-from .result import LayerResult
 
 __all__ = ["TILE_W", "TILE_H", "TITLE_H", "DPI", "zoo_size", "zoo_png_bytes", "zoo_figure_png", "zoo_html"]
 
@@ -34,26 +34,17 @@ TILE_W, TILE_H, TITLE_H, DPI = 120, 150, 40, 100
 _IMG = 100  # side of the image box inside a tile
 _PAD_TOP = 6  # from the tile's top to the image box
 
-_STATUS_LABEL = {"converged": "converged", "max_steps": "max steps", "dead": "DEAD", "stopped": "stopped"}
 _STATUS_COLOR = {"converged": "#555555", "max_steps": "#555555", "dead": "#d62728", "stopped": "#e67e00"}
 
 
-def _check_cols(cols) -> int:
-    if isinstance(cols, bool) or not isinstance(cols, Integral) or cols < 1:
-        raise ValueError(f"cols must be a whole number >= 1; got {cols!r}")
-    return int(cols)
-
-
 def _grid(n: int, cols: int) -> tuple[int, int]:
-    c = min(_check_cols(cols), n)
+    c = min(check_int(cols, "cols"), n)
     return c, math.ceil(n / c)
 
 
 def zoo_size(n_maps: int, cols: int = 8) -> tuple[int, int]:
     """(width, height) in pixels of the zoo PNG of ``n_maps`` OIPs on ``cols`` columns."""
-    if isinstance(n_maps, bool) or not isinstance(n_maps, Integral) or n_maps < 1:
-        raise ValueError(f"a zoo needs at least one OIP; got n_maps={n_maps!r}")
-    c, r = _grid(int(n_maps), cols)
+    c, r = _grid(check_int(n_maps, "n_maps (a zoo needs at least one OIP)"), cols)
     return TILE_W * c, TITLE_H + TILE_H * r
 
 
@@ -113,7 +104,7 @@ def _figure(results, cols: int, cmap: str, contrast: bool, title):
         y1 = 1 - (top + _IMG + 4) / height
         y2 = 1 - (top + _IMG + 19) / height
         fig.text(xc, y1, f"map {_map_label(res, i)} · {res.final_loss:.3g}", ha="center", va="top", fontsize=8)
-        fig.text(xc, y2, _STATUS_LABEL.get(res.status, res.status), ha="center", va="top", fontsize=7,
+        fig.text(xc, y2, STATUS_LABELS.get(res.status, res.status), ha="center", va="top", fontsize=7,
                  color=_STATUS_COLOR.get(res.status, "#555555"), fontweight="bold" if dead else "normal")
     return fig
 
@@ -186,8 +177,8 @@ def zoo_html(layer_result, path, *, title: str | None = None, cols: int = 8, cma
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError("png must be PNG data (or the path of a PNG file)")
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    counts = {s: sum(r.status == s for r in results) for s in _STATUS_LABEL}
-    summary = ", ".join(f"{v} {_STATUS_LABEL[s].lower()}" for s, v in counts.items() if v)
+    counts = {s: sum(r.status == s for r in results) for s in STATUS_LABELS}
+    summary = ", ".join(f"{v} {STATUS_LABELS[s].lower()}" for s, v in counts.items() if v)
     seconds = getattr(layer_result, "seconds", 0.0) or 0.0
     esc = html.escape
     parts = [
@@ -223,7 +214,7 @@ def zoo_html(layer_result, path, *, title: str | None = None, cols: int = 8, cma
     for i, r in enumerate(results):
         parts.append(
             f'<tr class="{esc(r.status)}"><td class="num">{esc(str(_map_label(r, i)))}</td>'
-            f"<td>{esc(_STATUS_LABEL.get(r.status, r.status))}</td>"
+            f"<td>{esc(STATUS_LABELS.get(r.status, r.status))}</td>"
             f'<td class="num">{r.final_loss:.4g}</td><td class="num">{r.steps}</td>'
             f'<td class="num">{"" if r.converged_at is None else r.converged_at}</td></tr>'
         )

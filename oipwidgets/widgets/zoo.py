@@ -17,13 +17,13 @@ import numpy as np
 from bqplot import ColorScale, Figure, HeatMap, Label, LinearScale, Scatter
 from traitlets import Bool, Enum, Float, Instance, Int, List, TraitError, Tuple, Unicode, observe, validate
 
-from .engine import OIPEngine
-from .examples import default_examples, top_k_all
-from .models import load_default_model
-from .render import COLORMAPS, enhanced, mosaic, plain
-from .result import LayerResult
-from .noise import DEFAULT_WEIGHTS, MultiScaleNoise
-from .strategies import STRATEGIES
+from ..engine.engine import OIPEngine
+from ..engine.examples import default_examples, top_k_all
+from ..models.models import load_default_model
+from ..output.render import COLORMAPS, enhanced, mosaic, plain
+from ..engine.result import LayerResult
+from ..engine.noise import DEFAULT_WEIGHTS, MultiScaleNoise
+from ..engine.strategies import STRATEGIES
 from .tilegrid import TileGrid
 from .worker import RunsInBackground, Worker
 
@@ -58,7 +58,7 @@ class LayerZoo(RunsInBackground, widgets.VBox):
     noise_weights = List(Float(), help="one weight >= 0 per noise scale")
     epsilon = Float(0.01)
     seed = Int(0)
-    strategy = Enum(STRATEGIES, default_value="simple")
+    strategy = Enum(tuple(STRATEGIES), default_value="simple")
     sort = Enum(("map", "activation"), default_value="map", help="tile order: by map index or by final activation")
     colormap = Enum(COLORMAPS, default_value="viridis")
     contrast = Bool(False, help="show the contrast-enhanced rendering")

@@ -11,38 +11,24 @@ by the objective they reach, or run them from the same ``start`` image (and the 
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from numbers import Integral, Real
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from .ascent import CONVERGED, DEAD, NONFINITE, RUNNING, STOPPED, AscentLoop, AscentState, ascend
+from .ascent import AscentOptions
 from .input_modes import input_mode as _input_mode
+from .loop import CONVERGED, DEAD, NONFINITE, RUNNING, STOPPED, AscentLoop
 from .noise import MultiScaleNoise, SpectralNoise, make_noise
 from .objectives import Objective, objective_for
-from .preprocessing import standardize
 from .probe import LayerInfo, ensure_built, make_probe, probeable_layers
-from .result import LayerResult, OIPResult
-from .strategies import STRATEGIES, child_seeds, coarse_noise, stage_lengths
+from .result import LayerResult, OIPResult, status_message
+from .strategies import Job, strategy_for
+from .validation import check_float, check_int, is_int
 
 __all__ = ["OIPEngine"]
-
-
-def _check_int(value, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} must be a whole number >= {low}; got {value!r}")
-    return int(value)
-
-
-def _check_float(value, name: str, positive: bool = True) -> float:
-    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}; got {value!r}")
-    return float(value)
 
 
 class OIPEngine:
@@ -107,17 +93,8 @@ class OIPEngine:
         self._stop.set()
 
     # ----------------------------------------------------------------- runs
-    def run(
-        self,
-        map_index: int = 0,
-        steps: int = 400,
-        epsilon: float = 0.01,
-        noise=None,
-        start=None,
-        seed=None,
-        strategy: str = "simple",
-        **options,
-    ) -> OIPResult:
+    def run(self, map_index: int = 0, steps: int = 400, epsilon: float = 0.01, noise=None, start=None, seed=None,
+            strategy="simple", *, node=None, **options) -> OIPResult:
         """The OIP of one map (or unit): gradient ascent from ``start`` or from ``noise`` drawn with ``seed``.
 
         steps: ascent steps (for "multiscale": of the last stage; for "precursor": after the precursor search).
@@ -125,141 +102,75 @@ class OIPEngine:
         noise: a MultiScaleNoise or SpectralNoise (default: the article's 4 scales sized to the input).
         start: a start image (H, W, C) (or (H, W) for one channel) in the model's input form; overrides noise.
         seed: int for reproducible noise; None draws one (recorded in ``result.params["seed"]``).
-        strategy: "simple", "multiscale" or "precursor" (see ``oipwidgets.strategies``).
-        options: objective=Objective, node=(row, col), conv_criterion=5e-4, stop_on_convergence=False,
-            callback=f(Progress), cancel=Event or callable, stages=(20, 40, 80, steps), precursors=8,
-            precursor_steps=20.
+        strategy: "simple", "multiscale", "precursor" or a Strategy object such as ``Precursor(n=16)``.
+        node: (row, col) to climb one node of the map instead of its mean.
+        options: objective=Objective, conv_criterion=5e-4, stop_on_convergence=False, callback=f(Progress),
+            cancel=Event or callable (see ``run_layer``).
         """
         if start is not None:
             start = self._check_start(start, batch=1, single=True)
-        return self.run_layer([map_index], start, seeds=[seed], steps=steps, epsilon=epsilon, noise=noise,
+        if node is not None and options.get("objective") is None:
+            options["objective"] = objective_for(self.layer, map_index, node)
+        return self.run_layer([map_index], start, seed=[seed], steps=steps, epsilon=epsilon, noise=noise,
                               strategy=strategy, **options)[0]
 
-    def run_layer(
-        self,
-        maps=None,
-        start=None,
-        *,
-        seeds=None,
-        seed=None,
-        steps: int = 400,
-        epsilon: float = 0.01,
-        noise=None,
-        strategy: str = "simple",
-        objective: Objective | None = None,
-        node=None,
-        conv_criterion: float = 5e-4,
-        stop_on_convergence: bool = False,
-        callback=None,
-        cancel=None,
-        stages=None,
-        precursors: int = 8,
-        precursor_steps: int = 20,
-    ) -> LayerResult:
+    def run_layer(self, maps=None, start=None, *, seed=None, steps: int = 400, epsilon: float = 0.01, noise=None,
+                  strategy="simple", objective: Objective | None = None, conv_criterion: float = 5e-4,
+                  stop_on_convergence: bool = False, callback=None, cancel=None) -> LayerResult:
         """OIPs of many maps (default: all maps of the layer) and/or seeds, as one batch.
 
         Each image is treated exactly as if run alone (per-image gradient normalisation and standardisation).
         maps: map (or unit) indices, default all. start: one start image per map (N, H, W, C), or one image
-        (H, W, C) for all. seed: one seed for all maps (each map starts from the same noise, as ``run(m, seed=seed)``);
-        seeds: one seed per map; with one map and several seeds, runs that map once per seed.
-        Other arguments as ``run``.
+        (H, W, C) for all. seed: one int for all maps (each map starts from the same noise, as
+        ``run(m, seed=seed)``) or a list with one seed per map; with one map and several seeds, runs that map once
+        per seed. objective: what to climb (default: each map's mean, or each unit). conv_criterion: relative loss
+        change that counts as converged; stop_on_convergence: end a map's run there. callback: f(Progress) after
+        each chunk; cancel: a threading.Event or a callable returning True to stop. Other arguments as ``run``.
         """
         t0 = time.perf_counter()
         self._stop.clear()
-        steps = _check_int(steps, "steps")
-        epsilon = _check_float(epsilon, "epsilon")
-        conv_criterion = _check_float(conv_criterion, "conv_criterion", positive=False)
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+        steps = check_int(steps, "steps")
+        strategy = strategy_for(strategy)
         if noise is not None and not isinstance(noise, (MultiScaleNoise, SpectralNoise)):
             raise TypeError(f"noise must be a MultiScaleNoise, a SpectralNoise or None; got {type(noise).__name__}")
         h, w, c = self.input_shape
         noise = noise if noise is not None else MultiScaleNoise.for_size(h, w)
+        strategy.validate(noise)
+        options = AscentOptions(epsilon=check_float(epsilon, "epsilon"),
+                                conv_criterion=check_float(conv_criterion, "conv_criterion", positive=False),
+                                stop_on_convergence=bool(stop_on_convergence), callback=callback,
+                                cancelled=self._cancelled(cancel))
+        maps, seeds = self._batch(maps, seed)
+        b = len(maps)
+        objective = objective if objective is not None else self.objective(np.asarray(maps))
+        objective.validate(self.layer, b)
+        if start is not None:
+            start = self._check_start(start, batch=b)
+        params = tf.nest.map_structure(tf.constant, objective.params(b))
+        job = Job(loop=self._loop(objective), params=params, options=options, noise=noise, seeds=seeds, start=start,
+                  steps=steps, make_noise=self._noise, prepare=self.mode.prepare,
+                  score=lambda images, p: self._score(objective, images, p))
+        out = strategy.run(job)
+        final = self._score(objective, out.state.images, params)
+        common = dict(steps=steps, epsilon=options.epsilon, noise=noise.describe(), strategy=strategy.describe(),
+                      conv_criterion=options.conv_criterion, stop_on_convergence=options.stop_on_convergence,
+                      objective=objective.describe() if b == 1 else None, start_given=start is not None,
+                      input_mode=repr(self.mode))
+        results = [self._result(k, maps[k], seeds[k], out, final[k], common) for k in range(b)]
+        return LayerResult(results, seconds=time.perf_counter() - t0)
 
-        maps = list(range(self.size)) if maps is None else [maps] if isinstance(maps, Integral) else list(maps)
-        if seeds is None:
-            seeds = [seed]
-        seeds = [_fresh_seed() if s is None else _check_int(s, "seed", low=0) for s in seeds]
+    def _batch(self, maps, seed) -> tuple[list, list]:
+        """Map indices and one seed per image (fresh seeds for None), checked."""
+        maps = list(range(self.size)) if maps is None else [maps] if is_int(maps) else list(maps)
+        seeds = list(seed) if isinstance(seed, (list, tuple, np.ndarray)) else [seed]
+        seeds = [_fresh_seed() if s is None else check_int(s, "seed", low=0) for s in seeds]
         if len(maps) == 1 and len(seeds) > 1:
             maps = maps * len(seeds)
         if len(seeds) == 1:
             seeds = seeds * len(maps)
         if len(seeds) != len(maps) or not maps:
             raise ValueError(f"give one seed, or one per map: got {len(seeds)} seeds for {len(maps)} maps")
-        b = len(maps)
-        objective = objective if objective is not None else self.objective(np.asarray(maps), node)
-        objective.validate(self.layer, b)
-        if start is not None:
-            start = self._check_start(start, batch=b)
-        if strategy == "multiscale" and not isinstance(noise, MultiScaleNoise):
-            raise ValueError("strategy 'multiscale' needs a MultiScaleNoise (it adds its scales one by one)")
-        if strategy != "simple":
-            _check_int(precursors, "precursors")
-            _check_int(precursor_steps, "precursor_steps")
-        cancelled = self._cancelled(cancel)
-        loop = self._loop(objective)
-        params = tf.nest.map_structure(tf.constant, objective.params(b))
-        common = dict(epsilon=epsilon, conv_criterion=conv_criterion, stop_on_convergence=stop_on_convergence,
-                      callback=callback, cancelled=cancelled)
-
-        if strategy == "simple":
-            starts = start if start is not None else self._noise(noise, seeds)
-            state, snaps = ascend(loop, AscentState.start(starts), params, steps=steps, **common)
-            plan = {"steps": steps}
-        elif strategy == "multiscale":
-            parts = noise.split()
-            lengths = stage_lengths(len(parts), steps, stages)
-            stage_seeds = [child_seeds(s, len(parts)) for s in seeds]
-            starts = start if start is not None else self._noise(parts[0], [ss[0] for ss in stage_seeds])
-            state, snaps, offset = AscentState.start(starts), None, 0
-            total = sum(lengths)
-            for k, n in enumerate(lengths):
-                if k > 0:
-                    if np.all(state.status == STOPPED):
-                        break
-                    extra = self._noise(parts[k], [ss[k] for ss in stage_seeds], raw=True)
-                    mixed = self.mode.prepare(standardize(state.images + parts[k].weights[0] * extra))
-                    state.images = np.where((state.status == STOPPED)[:, None, None, None], state.images, mixed)
-                    state.status[state.status != STOPPED] = RUNNING
-                marks = None if k == len(lengths) - 1 else [0, n - 1]
-                state, snaps = ascend(loop, state, params, steps=n, snapshot_steps=marks, offset=offset, total=total,
-                                      stage=(k, len(lengths)), snaps=snaps, **common)
-                offset += n
-            plan = {"stages": list(lengths), "scales": [p.scales[0] for p in parts]}
-        else:  # precursor
-            cand_seeds = [child_seeds(s, precursors) for s in seeds]
-            if start is not None:
-                cand = np.repeat(start, precursors, axis=0)
-            else:
-                cand = self._noise(coarse_noise(noise), [cs for per in cand_seeds for cs in per])
-            pre_obj_params = tf.nest.map_structure(lambda t: tf.repeat(t, precursors, axis=0), params)
-            pre = AscentState.start(cand)
-            pre, _ = ascend(loop, pre, pre_obj_params, steps=precursor_steps, snapshot_steps=[],
-                            total=precursor_steps + steps, stage=(0, 2), **common)
-            scores = self._score(objective, pre.images, pre_obj_params).reshape(b, precursors)
-            alive = (pre.status != DEAD).reshape(b, precursors)
-            best = np.argmax(np.where(alive, scores, -np.inf) if alive.any() else scores, axis=1)
-            pick = np.arange(b) * precursors + best
-            state = AscentState.start(pre.images[pick])
-            state.losses = [list(pre.losses[i]) for i in pick]
-            state.updates = pre.updates[pick].copy()
-            state.last_step, state.last_loss = pre.last_step[pick].copy(), pre.last_loss[pick].copy()
-            state.status = np.where(pre.status[pick] == STOPPED, STOPPED, RUNNING).astype(np.int32)
-            starts = cand[pick]
-            state, snaps = ascend(loop, state, params, steps=steps, offset=precursor_steps,
-                                  total=precursor_steps + steps, stage=(1, 2), **common)
-            plan = {"precursors": precursors, "precursor_steps": precursor_steps, "steps": steps,
-                    "precursor_scores": scores.tolist(), "picked": best.tolist()}
-
-        final = self._score(objective, state.images, params)
-        results = []
-        for k in range(b):
-            results.append(self._result(k, maps[k], seeds[k], starts[k], state, snaps, final[k], plan, dict(
-                steps=steps, epsilon=epsilon, noise=noise.describe(), strategy=strategy,
-                conv_criterion=conv_criterion, stop_on_convergence=stop_on_convergence,
-                objective=objective.describe() if b == 1 else None, node=node,
-                start_given=start is not None, input_mode=repr(self.mode))))
-        return LayerResult(results, seconds=time.perf_counter() - t0)
+        return maps, seeds
 
     # ----------------------------------------------------------------- helpers
     def _loop(self, objective: Objective) -> AscentLoop:
@@ -310,9 +221,9 @@ class OIPEngine:
             raise ValueError("start image contains NaN or infinite values")
         return arr
 
-    def _result(self, k, index, seed, start, state, snaps, final, plan, params) -> OIPResult:
+    def _result(self, k, index, seed, out, final, common) -> OIPResult:
+        state, snaps = out.state, out.snaps
         code = int(state.status[k])
-        losses = np.asarray(state.losses[k], dtype=np.float64)
         steps_done = int(state.updates[k])
         snap_steps, snap_images, snap_losses = list(snaps.steps[k]), list(snaps.images[k]), list(snaps.losses[k])
         last_step = int(state.last_step[k])
@@ -326,29 +237,21 @@ class OIPEngine:
             code, "converged" if converged_now else "max_steps"
         )
         what = f"{'unit' if self.layer.kind == 'units' else 'map'} {index} of {self.layer.name}"
-        message = {
-            "dead": f"{what} never fired for this start (loss and gradient exactly 0 for more than 10 steps): "
-            "try coarser noise (larger weights on the coarse scales), strategy='multiscale' or 'precursor', "
-            "or another seed.",
-            "stopped": f"{what}: stopped after {steps_done} steps"
-            + (" (activation or gradient became non-finite)" if code == NONFINITE else " (cancelled)"),
-            "converged": f"{what} converged at step {conv_at}",
-            "max_steps": f"{what}: {steps_done} steps done, not converged",
-        }[status]
+        reason = "activation or gradient became non-finite" if code == NONFINITE else "cancelled"
         h, w, c = self.input_shape
         return OIPResult(
             image=state.images[k].copy(),
-            start=np.asarray(start, np.float32).copy(),
+            start=np.asarray(out.starts[k], np.float32).copy(),
             snapshots=np.array(snap_images, dtype=np.float32).reshape(-1, h, w, c),
             snapshot_steps=np.array(snap_steps, dtype=np.int64),
             snapshot_losses=np.array(snap_losses, dtype=np.float64),
-            losses=losses,
+            losses=np.asarray(state.losses[k], dtype=np.float64),
             status=status,
             steps=steps_done,
             final_loss=float(final),
             converged_at=conv_at,
-            message=message,
-            params={"layer": self.layer.name, "map": int(index), "seed": seed, **params, **plan},
+            message=status_message(status, what, steps_done, conv_at, reason),
+            params={"layer": self.layer.name, "map": int(index), "seed": seed, **common, **out.plan},
         )
 
     def __repr__(self) -> str:

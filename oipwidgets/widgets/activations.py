@@ -13,10 +13,10 @@ import numpy as np
 from bqplot import Axis, Bars, Figure, LinearScale, OrdinalScale
 from traitlets import Enum, Int, TraitError, Unicode, observe, validate
 
-from .models import load_default_model
-from .preprocessing import to_model_input
-from .probe import ensure_built, probeable_layers
-from .render import COLORMAPS, plain
+from ..models.models import load_default_model
+from ..models.preprocessing import to_model_input
+from ..engine.probe import ensure_built, probeable_layers
+from ..output.render import COLORMAPS, plain
 from .tilegrid import TileGrid
 
 __all__ = ["ActivationViewer"]
@@ -42,7 +42,7 @@ class ActivationViewer(widgets.VBox):
         if images is None:
             if shape != (28, 28, 1):
                 raise ValueError(f"give images for this model (input {shape}); the shipped samples are 28×28×1")
-            from .datasets import CLASS_NAMES, samples
+            from ..models.datasets import CLASS_NAMES, samples
 
             images, labels = samples("mnist")
             class_names = class_names or CLASS_NAMES["mnist"]

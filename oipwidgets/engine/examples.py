@@ -17,13 +17,13 @@ model's input form). Work is done in batches (``batch_size``, default 256), so 1
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 import tensorflow as tf
 
+from ..models.preprocessing import standardize
 from .engine import OIPEngine
-from .preprocessing import standardize
+from .validation import check_index, check_int, is_int
 
 __all__ = ["TopK", "map_means", "top_k", "top_k_all"]
 
@@ -60,7 +60,7 @@ def _engine(model_or_engine, layer) -> OIPEngine:
     if isinstance(model_or_engine, OIPEngine):
         eng = model_or_engine
         name = layer
-        if isinstance(layer, Integral) and not isinstance(layer, bool):
+        if is_int(layer):
             try:
                 name = eng.model.layers[layer].name
             except IndexError:
@@ -100,20 +100,11 @@ def _batches(arr: np.ndarray, preprocess: bool, batch_size: int):
         yield x
 
 
-def _check_batch(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}")
-    return int(batch_size)
-
-
 def _check_k(k, n: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, Integral):
-        raise ValueError(f"k must be a whole number; got {k!r}")
-    if k < 1:
-        raise ValueError(f"k must be at least 1; got k={k}")
+    k = check_int(k, "k")
     if k > n:
         raise ValueError(f"k={k} is larger than the image set, which has {n} image{'s' if n != 1 else ''}")
-    return int(k)
+    return k
 
 
 def _means(eng: OIPEngine, arr: np.ndarray, preprocess: bool, batch_size: int) -> np.ndarray:
@@ -147,14 +138,7 @@ def _make(eng: OIPEngine, index: int, values: np.ndarray, images: np.ndarray, k:
 
 def _check_map(eng: OIPEngine, map_index) -> int:
     what = "unit" if eng.layer.kind == "units" else "map"
-    if isinstance(map_index, bool) or not isinstance(map_index, Integral):
-        raise ValueError(f"{what} index must be a whole number; got {map_index!r}")
-    if not 0 <= map_index < eng.size:
-        raise ValueError(
-            f"{what} index {map_index} is out of range for layer {eng.layer.name!r}, which has {eng.size} "
-            f"{what}s: valid {what} indices are 0..{eng.size - 1}"
-        )
-    return int(map_index)
+    return check_index(map_index, eng.size, f"{what} index", f"layer {eng.layer.name!r} has {eng.size} {what}s")
 
 
 # ----------------------------------------------------------------------------- public API
@@ -167,7 +151,7 @@ def map_means(engine_or_model, images, *, layer=None, preprocess: bool = True,
     """
     eng = _engine(engine_or_model, layer)
     arr = _check_images(images, eng.input_shape, preprocess)
-    return _means(eng, arr, preprocess, _check_batch(batch_size))
+    return _means(eng, arr, preprocess, check_int(batch_size, "batch_size"))
 
 
 def top_k(model_or_engine, layer, map_index: int, images, k: int = 9, *, preprocess: bool = True,
@@ -185,7 +169,7 @@ def top_k(model_or_engine, layer, map_index: int, images, k: int = 9, *, preproc
     index = _check_map(eng, map_index)
     arr = _check_images(images, eng.input_shape, preprocess)
     k = _check_k(k, arr.shape[0])
-    values = _means(eng, arr, preprocess, _check_batch(batch_size))[:, index]
+    values = _means(eng, arr, preprocess, check_int(batch_size, "batch_size"))[:, index]
     return _make(eng, index, values, images, k)
 
 
@@ -199,13 +183,13 @@ def top_k_all(model_or_engine, layer, images, k: int = 9, *, maps=None, preproce
     indices = list(range(eng.size)) if maps is None else [_check_map(eng, m) for m in maps]
     arr = _check_images(images, eng.input_shape, preprocess)
     k = _check_k(k, arr.shape[0])
-    means = _means(eng, arr, preprocess, _check_batch(batch_size))
+    means = _means(eng, arr, preprocess, check_int(batch_size, "batch_size"))
     return [_make(eng, m, means[:, m], images, k) for m in indices]
 
 
 def default_examples(model) -> np.ndarray | None:
     """The shipped MNIST sample images (raw uint8, (100, 28, 28)) for a 28×28×1 model, else None."""
-    from .datasets import samples
+    from ..models.datasets import samples
 
     shape = tuple(model.inputs[0].shape[1:])
     return samples("mnist")[0] if shape == (28, 28, 1) else None

@@ -341,7 +341,7 @@ def _sample_file(name: str) -> Union[Traversable, Path]:
 
     Module-level so tests can point it at a temporary file.
     """
-    return resources.files(__package__ or "oipwidgets") / "data" / f"samples_{name}.npz"
+    return resources.files("oipwidgets") / "data" / f"samples_{name}.npz"
 
 
 def samples(name: str = "mnist") -> Split:

@@ -8,59 +8,95 @@ graph would make TensorFlow/XLA compile once per map). Different images of a bat
 
 from __future__ import annotations
 
+import abc
+import functools
+import inspect
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from .keys import Frozen, structure_key
 from .probe import LayerInfo
+from .validation import check_index
 
-__all__ = ["Objective", "MapMean", "Node", "Unit", "Sum", "Scaled", "objective_for"]
+__all__ = ["Objective", "MapMean", "Node", "Unit", "Sum", "Scaled", "objective_for", "wrap_objective"]
 
 
-def _per_image(value, batch: int, what: str) -> np.ndarray:
-    """An int or a sequence of ints → int32 array (batch,): one value per image of the batch."""
+def _per_image(value, batch: int | None, what: str) -> np.ndarray:
+    """An int or a sequence of ints → int32 array (batch,): one value per image of the batch (``batch`` None:
+    only check that the values are whole numbers)."""
     arr = np.asarray(value)
+    if arr.ndim > 1 or not (np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.bool_):
+        raise ValueError(f"{what} must be a whole number or a list of whole numbers (one per image); got {value!r}")
+    if batch is None:
+        return arr.astype(np.int32)
     if arr.ndim == 0:
         arr = np.full(batch, int(arr))
     elif arr.shape != (batch,):
         raise ValueError(f"{what} has {arr.size} values for a batch of {batch} images; give one or {batch}.")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{what} must be whole numbers; got {value!r}")
     return arr.astype(np.int32)
 
 
+#: per-image parameter → (axis of the layer's shape that bounds it, how the message names its owner)
+_BOUNDS = {
+    "map": (-1, "layer {layer!r} has {n} maps"),
+    "unit": (-1, "layer {layer!r} has {n} units"),
+    "row": (0, "a map of layer {layer!r} has {n} rows"),
+    "col": (1, "a map of layer {layer!r} has {n} columns"),
+}
+_LABELS = {"map": "map index", "unit": "unit index", "row": "node row", "col": "node column"}
+
+
+def _label(name: str) -> str:
+    return _LABELS.get(name, name)
+
+
 def _check_range(values, n: int, what: str, where: str) -> None:
-    values = np.atleast_1d(np.asarray(values))
-    bad = values[(values < 0) | (values >= n)]
-    if bad.size:
-        raise ValueError(f"{what} {int(bad[0])} is out of range: {where} has {n} ({0}..{n - 1}).")
+    for value in np.atleast_1d(values):
+        check_index(int(value), n, what, where)
 
 
-class Objective:
-    """Base class: ``objective(activations, params) -> scores (B,)``; larger is better."""
+class Objective(Frozen):
+    """Base class: ``objective(activations, params) -> scores (B,)``; larger is better.
+
+    Objectives are immutable. The attributes named in ``param_names`` are per-image whole numbers (an int, or one
+    per image of a batch) that reach the compiled loop as tensors: one compiled loop serves every map. Every other
+    public attribute is a constant baked into the loop and part of its ``key()`` (an attribute that cannot be keyed
+    fails at construction).
+    """
 
     kind = "any"  # "maps" for 4-D activations, "units" for 2-D, "any" for both
+    param_names: tuple = ()
 
     def params(self, batch: int) -> dict:
-        """This objective's numbers as per-image arrays (batch,), in a nested dict."""
-        return {}
+        """This objective's numbers as per-image int32 arrays (batch,), in a nested dict."""
+        return {name: _per_image(getattr(self, name), batch, _label(name)) for name in self.param_names}
 
-    def key(self) -> tuple:
-        """Hashable structure (without the per-image numbers): equal keys share a compiled loop."""
-        return (type(self).__name__,)
+    def _compute_key(self) -> tuple:
+        for name in self.param_names:  # whole numbers only: 2.7 is no map
+            _per_image(getattr(self, name), None, _label(name))
+        return structure_key(self, skip=self.param_names)
 
     def validate(self, layer: LayerInfo, batch: int) -> None:
-        """Raise ValueError naming the valid range when this objective does not fit ``layer``."""
+        """Raise ValueError naming the valid range when this objective does not fit ``layer``: its kind, and the
+        range of its "map", "unit", "row" and "col" parameters."""
         if self.kind != "any" and layer.kind != self.kind:
             need = "spatial maps (4-D output)" if self.kind == "maps" else "units (2-D output)"
             raise ValueError(
                 f"{type(self).__name__} needs a layer with {need}; layer {layer.name!r} has {layer.kind} "
                 f"of shape {layer.shape}."
             )
+        params = self.params(batch) if self.param_names else {}
+        for name, values in params.items():
+            if name in _BOUNDS:
+                axis, owner = _BOUNDS[name]
+                n = layer.shape[axis]
+                _check_range(values, n, _label(name), owner.format(layer=layer.name, n=n))
 
+    @abc.abstractmethod
     def __call__(self, activations: tf.Tensor, params: dict) -> tf.Tensor:
-        raise NotImplementedError
+        """Scores (B,) of the activations (B, h, w, maps) or (B, units), given ``params`` as tensors."""
 
     def describe(self) -> str:
         return type(self).__name__
@@ -91,16 +127,10 @@ class MapMean(Objective):
     """
 
     kind = "maps"
+    param_names = ("map",)
 
     def __init__(self, map: int | Sequence[int]):
         self.map = map
-
-    def params(self, batch: int) -> dict:
-        return {"map": _per_image(self.map, batch, "map index")}
-
-    def validate(self, layer: LayerInfo, batch: int) -> None:
-        super().validate(layer, batch)
-        _check_range(self.params(batch)["map"], layer.size, "map index", f"layer {layer.name!r} has maps")
 
     def __call__(self, activations, params):
         # a one-hot weighted sum of the map means picks each image's map: the same value as a gather, with a
@@ -116,24 +146,10 @@ class Node(Objective):
     """One node (neuron) of a map: the activation at (row, col) of map ``map``."""
 
     kind = "maps"
+    param_names = ("map", "row", "col")
 
     def __init__(self, map: int | Sequence[int], row: int | Sequence[int], col: int | Sequence[int]):
         self.map, self.row, self.col = map, row, col
-
-    def params(self, batch: int) -> dict:
-        return {
-            "map": _per_image(self.map, batch, "map index"),
-            "row": _per_image(self.row, batch, "node row"),
-            "col": _per_image(self.col, batch, "node column"),
-        }
-
-    def validate(self, layer: LayerInfo, batch: int) -> None:
-        super().validate(layer, batch)
-        p = self.params(batch)
-        h, w, n = layer.shape
-        _check_range(p["map"], n, "map index", f"layer {layer.name!r} has maps")
-        _check_range(p["row"], h, "node row", f"a map of layer {layer.name!r} has rows")
-        _check_range(p["col"], w, "node column", f"a map of layer {layer.name!r} has columns")
 
     def __call__(self, activations, params):
         b = tf.range(tf.shape(activations)[0], dtype=tf.int32)
@@ -148,16 +164,10 @@ class Unit(Objective):
     """One unit of a dense layer (for a class layer: its score before the softmax, when the probe strips it)."""
 
     kind = "units"
+    param_names = ("unit",)
 
     def __init__(self, unit: int | Sequence[int]):
         self.unit = unit
-
-    def params(self, batch: int) -> dict:
-        return {"unit": _per_image(self.unit, batch, "unit index")}
-
-    def validate(self, layer: LayerInfo, batch: int) -> None:
-        super().validate(layer, batch)
-        _check_range(self.params(batch)["unit"], layer.size, "unit index", f"layer {layer.name!r} has units")
 
     def __call__(self, activations, params):
         return tf.gather(activations, params["unit"], axis=1, batch_dims=1)
@@ -173,13 +183,10 @@ class Sum(Objective):
         flat = []
         for t in terms:
             flat.extend(t.terms if isinstance(t, Sum) else [t])
-        self.terms = flat
+        self.terms = tuple(flat)
 
     def params(self, batch):
         return {str(i): t.params(batch) for i, t in enumerate(self.terms)}
-
-    def key(self):
-        return ("Sum",) + tuple(t.key() for t in self.terms)
 
     def validate(self, layer, batch):
         for t in self.terms:
@@ -201,9 +208,6 @@ class Scaled(Objective):
     def params(self, batch):
         return self.term.params(batch)
 
-    def key(self):
-        return ("Scaled", self.factor, self.term.key())
-
     def validate(self, layer, batch):
         self.term.validate(layer, batch)
 
@@ -222,3 +226,60 @@ def objective_for(layer: LayerInfo, index, node: tuple[int, int] | None = None) 
         row, col = node
         return Node(index, row, col)
     return MapMean(index) if layer.kind == "maps" else Unit(index)
+
+
+class FunctionObjective(Objective):
+    """An objective made from a plain function by ``wrap_objective`` (see there)."""
+
+    def __init__(self, fn, kind: str, param_names: tuple, arguments: dict):
+        self.fn, self.kind, self.param_names = fn, kind, tuple(param_names)
+        for name in self.param_names:
+            setattr(self, name, arguments[name])
+        self.constants = {k: v for k, v in arguments.items() if k not in self.param_names}
+
+    def __call__(self, activations, params):
+        return self.fn(activations, **params, **self.constants)
+
+    def describe(self):
+        args = {**{n: getattr(self, n) for n in self.param_names}, **self.constants}
+        return f"{self.fn.__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+
+
+def wrap_objective(kind: str = "any", params: Sequence[str] = ()):
+    """Turn ``fn(activations, **arguments) -> scores (B,)`` into a factory of objectives (lucid's idea).
+
+    ``params`` names the arguments that are per-image whole numbers (map or unit indices: tensors in the compiled
+    loop, so one loop serves all of them); all other arguments are constants baked into the loop (part of its key).
+    ``kind``: "maps" (4-D activations), "units" (2-D) or "any". A "map" or "unit" parameter is range-checked.
+
+        @wrap_objective(kind="maps", params=("map",))
+        def map_max(activations, map):
+            pick = tf.one_hot(map, tf.shape(activations)[-1], dtype=activations.dtype)
+            return tf.reduce_sum(tf.reduce_max(activations, axis=[1, 2]) * pick, axis=1)
+
+        engine.run_layer([0, 1, 2, 3], objective=map_max([0, 1, 2, 3]))
+    """
+    if kind not in ("maps", "units", "any"):
+        raise ValueError(f"kind must be 'maps', 'units' or 'any'; got {kind!r}")
+    params = tuple(params)
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+        names = list(signature.parameters)[1:]
+        missing = [p for p in params if p not in names]
+        if missing:
+            raise ValueError(f"{fn.__name__} has no argument {missing[0]!r}; its arguments: {', '.join(names)}")
+        taken = [p for p in params if hasattr(FunctionObjective, p)]
+        if taken:
+            raise ValueError(f"a per-image parameter cannot be called {taken[0]!r}: rename the argument")
+
+        @functools.wraps(fn)
+        def make(*args, **kwargs) -> Objective:
+            bound = signature.bind(None, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(list(bound.arguments.items())[1:])
+            return FunctionObjective(fn, kind, params, arguments)
+
+        return make
+
+    return decorate

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .render import as_rgb
-from .result import OIPResult
+from ..engine.result import OIPResult
 
 __all__ = ["save_png", "save_grid_png", "save_gif"]
 

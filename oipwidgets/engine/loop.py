@@ -1,0 +1,239 @@
+"""The compiled ascent steps for a batch and the exact replay of the article's stop tests (``AscentLoop``).
+
+Each step, for every still-active image b of the batch (all images independent, each exactly as if run alone):
+
+    loss_b = objective(probe(img_b))                         # e.g. the mean of one map
+    g_b    = d loss_b / d img_b;  g_b /= sqrt(mean(g_b²)) + 1e-7
+    img_b  = mode(img_b + epsilon * g_b)                      # mode: re-standardise (default), clip, …
+
+with the article's two tests measured before the update: convergence (|Δloss| / (|loss| + 1e-7) < conv_criterion,
+from step 11 on, 4 steps in a row; stopping on it optional) and dead map (loss and mean gradient exactly 0 in more
+than 10 steps → stop). (The article's code writes the denominator as ``loss + 1.-7``, i.e. loss − 6, a typo for
+1e-7; the intended relative change is used here.)
+
+The steps run inside one ``tf.function`` as a ``tf.while_loop`` of ``n`` steps, ``n`` a tensor and the map index a
+tensor, so one trace serves every chunk length and map; the step itself is a separate function that the loop calls
+(not inlined), which keeps TensorFlow's oneDNN rewrite of the step graph the same in every trace. The graph only
+steps (fewer ops per step) and records each step's loss and gradient sum, and for small images each step's image.
+``AscentLoop.run_chunk`` then replays the two tests exactly in numpy; when an image must stop inside a chunk, the
+chunk is cut there: its images at the stop come from the recorded trail of every step's images, or, without one,
+the chunk's steps are run again up to the stop (the same computation, so the same numbers). A batch is split into
+``oipwidgets.engine.runtime.workers()`` parts, run by worker threads at the same time; the images are independent,
+so the results are those of the whole batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import tensorflow as tf
+
+from . import runtime
+
+__all__ = ["AscentLoop", "Counters", "RUNNING", "CONVERGED", "DEAD", "STOPPED", "NONFINITE"]
+
+#: Per-image status codes inside the loop (``result.STATUSES`` names what a finished run reports).
+RUNNING, CONVERGED, DEAD, STOPPED, NONFINITE = 0, 1, 2, 3, 4
+DEAD_LIMIT = 10  # more than this many zero-loss, zero-gradient steps → dead
+CONV_RUN = 4  # the convergence test must hold this many steps in a row
+CONV_FROM = 11  # the test applies from this step on (the article's j > 10)
+
+
+@dataclass
+class Counters:
+    """The article's per-image test counters between chunks, each (B,) int32.
+
+    n_zero: steps with loss and gradient exactly 0; conv_run: convergence tests met in a row; conv_at: step (within
+    the current article loop) where the convergence test first held 4 times, -1 before; status: a status code;
+    measured: losses measured in the last chunk; updated: updates made in the last chunk.
+    """
+
+    n_zero: np.ndarray
+    conv_run: np.ndarray
+    conv_at: np.ndarray
+    status: np.ndarray
+    measured: np.ndarray
+    updated: np.ndarray
+
+    @classmethod
+    def zeros(cls, b: int) -> Counters:
+        z = lambda: np.zeros(b, np.int32)  # noqa: E731
+        return cls(z(), z(), np.full(b, -1, np.int32), z(), z(), z())
+
+    def copy(self) -> Counters:
+        return Counters(*(np.array(getattr(self, f.name), np.int32) for f in fields(self)))
+
+    def take(self, idx: np.ndarray) -> Counters:
+        """The counters of the images ``idx``."""
+        return Counters(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+    def put(self, idx: np.ndarray, part: Counters) -> None:
+        """Write ``part`` (the counters of images ``idx``) back in place."""
+        for f in fields(self):
+            getattr(self, f.name)[idx] = getattr(part, f.name)
+
+
+class AscentLoop:
+    """A compiled chunk of ascent steps for one probe, objective and input mode.
+
+    ``probe``: images (B, H, W, C) → activations; ``objective(activations, params)`` → (B,) scores;
+    ``mode``: an InputMode. ``jit_compile`` asks XLA to compile the step (on CPU usually slower: XLA's
+    convolution gradients are slow there). ``workers``: how many parts a batch is split into, each run by its own
+    thread (default: ``oipwidgets.runtime.workers()``, one per core when TensorFlow uses one intra-op thread).
+    """
+
+    def __init__(self, probe, objective, mode, jit_compile: bool = False, workers: int | None = None):
+        self.probe, self.objective, self.mode = probe, objective, mode
+        self.workers = workers
+        # The step is its own function, called (not inlined) from the loop: TensorFlow lowers a while loop into a
+        # cyclic graph whose oneDNN rewrite depends on memory addresses, and about half of the compiled loops then
+        # ran the max-pooling gradient without oneDNN, 2× slower for a whole run. An acyclic step graph is
+        # rewritten the same way every time.
+        self._step = tf.function(self._step_py, jit_compile=jit_compile, experimental_attributes={"_noinline": True})
+        self._steps = tf.function(self._steps_py, jit_compile=jit_compile, reduce_retracing=True)
+        self._concrete: dict = {}
+
+    def _call(self, img, n, epsilon, params, record: bool):
+        """Call the traced steps through their concrete function, cached per batch size, objective structure and
+        ``record``: skips tf.function's argument matching (about 1 ms a call, 10% of a short single-image run)."""
+        key = (int(img.shape[0]), record, tuple((k, tuple(v.shape)) for k, v in _flat_items(params)))
+        fn = self._concrete.get(key)
+        if fn is None:
+            fn = self._concrete[key] = self._steps.get_concrete_function(img, n, epsilon, params, record)
+        return fn(img, n, epsilon, params, record)
+
+    def _step_py(self, img, epsilon, params):
+        """One ascent step for a batch: returns the next images, the loss (B,) before the step and the sum of the
+        normalised gradient (B,), which is finite iff every value is (RMS 1: no overflow) and exactly 0 iff the
+        mean is."""
+        axes = [1, 2, 3]
+        with tf.GradientTape() as tape:
+            tape.watch(img)
+            loss = self.objective(self.probe(img), params)
+            total = tf.reduce_sum(loss)
+        grad = tape.gradient(total, img)
+        grad = grad / (tf.sqrt(tf.reduce_mean(tf.square(grad), axis=axes, keepdims=True)) + 1e-7)
+        return self.mode.apply(img + epsilon * grad), loss, tf.reduce_sum(grad, axis=axes)
+
+    def _steps_py(self, img, n, epsilon, params, record=False):
+        """``n`` plain ascent steps for every image of the batch: returns the images after them and, per step, the
+        loss (n, B) and the sum of the normalised gradient (n, B) that the stop tests need. No test runs in the
+        graph: each costs ops in every step; ``run_chunk`` applies them afterwards, exactly."""
+        losses = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
+        sums = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
+        trail = tf.TensorArray(tf.float32, size=n if record else 0, element_shape=img.shape)
+
+        def body(i, img, losses, sums, trail):
+            img, loss, grad_sum = self._step(img, epsilon, params)
+            sums = sums.write(i, grad_sum)
+            losses = losses.write(i, loss)
+            if record:  # every step's image, so that snapshots need not end a chunk
+                trail = trail.write(i, img)
+            return i + 1, img, losses, sums, trail
+
+        _, img, losses, sums, trail = tf.while_loop(
+            lambda i, *_: i < n, body, (tf.constant(0), img, losses, sums, trail)
+        )
+        return (img, losses.stack(), sums.stack()) + ((trail.stack(),) if record else ())
+
+    def _run_steps(self, images: np.ndarray, n: int, epsilon, params: dict, record: bool = False):
+        """``_steps`` on numpy images, the batch split over the worker threads when there are several.
+
+        Returns images (B, H, W, C), losses (n, B), gradient sums (n, B) and, with ``record``, every step's images
+        (n, B, H, W, C), else None."""
+        b = images.shape[0]
+        parts = min(b, self.workers if self.workers is not None else runtime.workers())
+        n_t = tf.constant(n, tf.int32)
+        if parts <= 1:
+            out = tuple(t.numpy() for t in self._call(tf.constant(images), n_t, epsilon, params, record))
+            return out if record else out + (None,)
+        bounds = np.linspace(0, b, parts + 1).round().astype(int)
+        flat, treedef = tf.nest.flatten(params), params
+
+        def run(lo, hi):
+            p = tf.nest.pack_sequence_as(treedef, [t[lo:hi] for t in flat])
+            return tuple(t.numpy() for t in self._call(tf.constant(images[lo:hi]), n_t, epsilon, p, record))
+
+        outs = [f.result() for f in [runtime.executor().submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]]
+        return (np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs], axis=1),
+                np.concatenate([o[2] for o in outs], axis=1),
+                np.concatenate([o[3] for o in outs], axis=1) if record else None)
+
+    def run_chunk(self, images, loss_old, counters: Counters, j0: int, n: int, epsilon: tf.Tensor,
+                  criterion: float, stop_on_convergence: bool, params: dict, record: bool = False):
+        """Up to ``n`` steps from step ``j0`` for a batch (numpy in, numpy out), with the article's tests.
+
+        ``counters`` are those of the batch before the chunk (not changed; updated ones are returned). The steps run
+        without tests;
+        the tests then replay the recorded losses and gradient sums step by step. If an image must stop at step s
+        (dead, converged with stopping on, non-finite), the chunk is cut there: the stopping images keep their image
+        before step s's update and the others take it, both read from the trail when ``record`` is on, else from
+        the steps up to s run again from the chunk's start (the same computation, so the same numbers). Returns
+        images, loss_old, counters, done (steps taken), the losses (done, B), 0 where an image measured nothing,
+        and with ``record`` every step's images (done, B, H, W, C) (valid for the images that made that step's
+        update), else None.
+        """
+        crit, stop = np.float32(criterion), bool(stop_on_convergence)
+        counters = counters.copy()
+        n_zero, conv_run, conv_at = counters.n_zero, counters.conv_run, counters.conv_at
+        status, measured, updated = counters.status, counters.measured, counters.updated
+        loss_old = np.array(loss_old, np.float32)
+        out, losses, sums, trail = self._run_steps(images, n, epsilon, params, record)
+        running = status == RUNNING
+        # the tests for all n steps at once, as if no image stopped (valid up to the first stop, which ends the chunk)
+        steps = np.arange(n)[:, None]
+        finite = np.isfinite(losses) & np.isfinite(sums)
+        previous = np.concatenate([loss_old[None], losses[:-1]])
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            rel = np.abs(losses - previous) / (np.abs(losses) + np.float32(1e-7))
+        met = ((j0 + steps) >= CONV_FROM) & (rel < crit)
+        last_miss = np.maximum.accumulate(np.where(~met, steps, -1), axis=0)
+        runs = np.where(last_miss < 0, conv_run[None] + steps + 1, steps - last_miss)  # met steps in a row
+        conv_now = running[None] & (runs >= CONV_RUN)
+        zeros = n_zero[None] + np.cumsum(running[None] & (losses == 0) & (sums == 0), axis=0)
+        stop_c = conv_now & stop
+        dead = running[None] & ~stop_c & (zeros > DEAD_LIMIT)
+        bad = running[None] & ~finite
+        stopping = stop_c | dead | bad
+        hit = np.flatnonzero(stopping.any(axis=1))
+        last = int(hit[0]) if hit.size else n - 1  # the steps 0..last are taken
+        k = last
+        conv_run[:] = np.where(running, runs[k], conv_run)
+        n_zero[:] = np.where(running, zeros[k], n_zero)
+        first_conv = np.where(conv_now[: k + 1].any(axis=0), conv_now[: k + 1].argmax(axis=0) + j0, -1)
+        conv_at[:] = np.where((conv_at < 0) & (first_conv >= 0), first_conv, conv_at)
+        take = running[None] & finite[: k + 1]
+        record_losses = np.where(take, losses[: k + 1], 0).astype(np.float32)
+        measured[:] = take.sum(axis=0)
+        loss_old = np.where(running, losses[k], loss_old).astype(np.float32)
+        stops = stopping[k]
+        status[:] = np.where(stop_c[k], CONVERGED, np.where(dead[k], DEAD, np.where(bad[k], NONFINITE, status)))
+        go = running & ~stops
+        updated[:] = np.where(running, k + go, 0)
+        if not hit.size:
+            new = np.where(running[:, None, None, None], out, images)
+            return new, loss_old, counters, n, record_losses, trail
+        # an image stops at step k: the stopping ones keep their image before step k's update, the others take it.
+        # With the recorded trail both are at hand; else steps 0..k are run again (the same computation as the
+        # first pass, so the same numbers)
+        if trail is not None:
+            before = trail[k - 1] if k > 0 else images
+            after = trail[k]
+        else:
+            before = self._run_steps(images, k, epsilon, params)[0] if k > 0 else images
+            after = self._run_steps(before, 1, epsilon, params)[0] if go.any() else before
+        new = np.where(go[:, None, None, None], after, np.where(running[:, None, None, None], before, images))
+        return new, loss_old, counters, k + 1, record_losses, None if trail is None else trail[: k + 1]
+
+
+def _flat_items(params: dict, prefix: str = ""):
+    """(path, tensor) pairs of a nested dict of tensors, in a fixed order."""
+    for key in sorted(params):
+        value = params[key]
+        if isinstance(value, dict):
+            yield from _flat_items(value, f"{prefix}{key}/")
+        else:
+            yield f"{prefix}{key}", value
+
+
