@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oipwidgets.idx import IDX_TYPE_CODES, IDXError, encode_idx, read_idx, write_idx
+from oipwidgets.models.idx import IDX_TYPE_CODES, IDXError, encode_idx, read_idx, write_idx
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 
@@ -174,3 +174,29 @@ def test_type_code_table() -> None:
         0x0D: "float32",
         0x0E: "float64",
     }
+
+
+def test_hostile_gzip_is_refused_without_a_large_allocation(tmp_path: Path) -> None:
+    """A small .gz that inflates to far more than its header declares (a "zip bomb") is refused after reading at
+    most the declared size plus a bounded look at the rest; a header that declares gigabytes backed by a few bytes
+    of data is refused as truncated without allocating them."""
+    import tracemalloc
+
+    bomb = tmp_path / "bomb-idx.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as f:
+        f.write(encode_idx(np.zeros(10, np.uint8)))
+        zeros = bytes(1 << 20)
+        for _ in range(300):  # 300 MiB of trailing zeros in a file of ~300 KB
+            f.write(zeros)
+    assert bomb.stat().st_size < 2_000_000
+    huge = _write_raw(tmp_path / "huge-idx", b"\x00\x00\x08\x03" + (2**31 - 1).to_bytes(4, "big") * 3 + b"abc", True)
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXError, match="more than .* trailing extra bytes"):
+            read_idx(bomb)
+        with pytest.raises(IDXError, match="truncated data: expected .* found 3"):
+            read_idx(huge)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MiB"
