@@ -21,7 +21,7 @@ from .loop import CONVERGED, DEAD, NONFINITE, RUNNING, STOPPED, AscentLoop, Coun
 __all__ = ["snapshot_schedule", "AscentOptions", "AscentState", "Progress", "Stage", "ascend"]
 
 #: The status name of each loop code while a batch runs ("running" until an image stops).
-STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", DEAD: "dead", STOPPED: "stopped", NONFINITE: "stopped"}
+STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", DEAD: "dead", STOPPED: "stopped", NONFINITE: "nonfinite"}
 RECORD_BYTES = 64 * 2**20  # keep every step's images in a chunk when they take at most this much memory
 
 

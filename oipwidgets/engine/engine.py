@@ -28,7 +28,11 @@ from .result import LayerResult, OIPResult, status_message
 from .strategies import Job, strategy_for
 from .validation import check_float, check_int, is_int
 
-__all__ = ["OIPEngine"]
+__all__ = ["OIPEngine", "MAX_EPSILON"]
+
+#: The largest step size taken: the gradient is scaled to unit RMS, so a step of 1000 already moves every pixel far
+#: beyond any trained input range; larger ones only overflow float32.
+MAX_EPSILON = 1000.0
 
 
 class OIPEngine:
@@ -136,7 +140,7 @@ class OIPEngine:
         h, w, c = self.input_shape
         noise = noise if noise is not None else MultiScaleNoise.for_size(h, w)
         strategy.validate(noise)
-        options = AscentOptions(epsilon=check_float(epsilon, "epsilon"),
+        options = AscentOptions(epsilon=check_float(epsilon, "epsilon", high=MAX_EPSILON),
                                 conv_criterion=check_float(conv_criterion, "conv_criterion", positive=False),
                                 stop_on_convergence=bool(stop_on_convergence), callback=callback,
                                 cancelled=self._cancelled(cancel))
@@ -233,11 +237,10 @@ class OIPEngine:
             snap_losses.append(float(state.last_loss[k]))
         conv_at = int(state.conv_at[k]) if state.conv_at[k] >= 0 else None
         converged_now = code == CONVERGED or (code == RUNNING and state.conv_run[k] >= 4)
-        status = {DEAD: "dead", STOPPED: "stopped", NONFINITE: "stopped"}.get(
+        status = {DEAD: "dead", STOPPED: "stopped", NONFINITE: "nonfinite"}.get(
             code, "converged" if converged_now else "max_steps"
         )
         what = f"{'unit' if self.layer.kind == 'units' else 'map'} {index} of {self.layer.name}"
-        reason = "activation or gradient became non-finite" if code == NONFINITE else "cancelled"
         h, w, c = self.input_shape
         return OIPResult(
             image=state.images[k].copy(),
@@ -250,7 +253,7 @@ class OIPEngine:
             steps=steps_done,
             final_loss=float(final),
             converged_at=conv_at,
-            message=status_message(status, what, steps_done, conv_at, reason),
+            message=status_message(status, what, steps_done, conv_at),
             params={"layer": self.layer.name, "map": int(index), "seed": seed, **common, **out.plan},
         )
 

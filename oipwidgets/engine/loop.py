@@ -106,7 +106,8 @@ class AscentLoop:
     def _step_py(self, img, epsilon, params):
         """One ascent step for a batch: returns the next images, the loss (B,) before the step and the sum of the
         normalised gradient (B,), which is finite iff every value is (RMS 1: no overflow) and exactly 0 iff the
-        mean is."""
+        mean is. The sum also carries 0 × the sum of the next image, so an image that overflowed or became NaN
+        makes it non-finite: such an image stops as "nonfinite", never as a dead or converged map."""
         axes = [1, 2, 3]
         with tf.GradientTape() as tape:
             tape.watch(img)
@@ -114,7 +115,8 @@ class AscentLoop:
             total = tf.reduce_sum(loss)
         grad = tape.gradient(total, img)
         grad = grad / (tf.sqrt(tf.reduce_mean(tf.square(grad), axis=axes, keepdims=True)) + 1e-7)
-        return self.mode.apply(img + epsilon * grad), loss, tf.reduce_sum(grad, axis=axes)
+        new = self.mode.apply(img + epsilon * grad)
+        return new, loss, tf.reduce_sum(grad, axis=axes) + 0.0 * tf.reduce_sum(new, axis=axes)
 
     def _steps_py(self, img, n, epsilon, params, record=False):
         """``n`` plain ascent steps for every image of the batch: returns the images after them and, per step, the

@@ -31,6 +31,10 @@ DEFAULT_SCALES: tuple[tuple[int, int], ...] = ((3, 3), (7, 7), (14, 14), (28, 28
 #: The article's weight of each grid.
 DEFAULT_WEIGHTS: tuple[float, ...] = (0.5, 0.5, 0.5, 0.5)
 _DEFAULT_SIDE = 28  # the image side the default scales belong to
+#: A noise grid may have at most this many times the image's cells per side (finer grids only cost memory).
+MAX_SCALE_FACTOR = 4
+#: The range of SpectralNoise's exponent: beyond it the spectrum spans more than float64 holds for large images.
+ALPHA_RANGE = (-4.0, 8.0)
 
 
 def _check_shape(shape) -> tuple[int, int, int, int]:
@@ -170,6 +174,14 @@ class MultiScaleNoise:
         seed: int, None (fresh entropy) or a ``np.random.Generator`` (which is advanced).
         """
         n, height, width, channels = _check_shape(shape)
+        limit = (MAX_SCALE_FACTOR * height, MAX_SCALE_FACTOR * width)
+        for h, w in self.scales:
+            if h > limit[0] or w > limit[1]:
+                raise ValueError(
+                    f"noise scale {h}x{w} is far finer than the {height}x{width} image: a grid may have at most "
+                    f"{MAX_SCALE_FACTOR}x the image's cells per side ({limit[0]}x{limit[1]}); the image size itself "
+                    "is the finest scale that shows"
+                )
         rng = np.random.default_rng(seed)
         total = np.zeros((n, height, width, channels), dtype=np.float64)
         for (h, w), weight in zip(self.scales, self.weights):
@@ -202,8 +214,11 @@ class SpectralNoise:
 
     def __post_init__(self) -> None:
         alpha = self.alpha
-        if not isinstance(alpha, Real) or isinstance(alpha, (bool, np.bool_)) or not math.isfinite(alpha):
-            raise ValueError(f"alpha must be a finite number (0 = white noise, larger = smoother); got {self.alpha!r}")
+        low, high = ALPHA_RANGE
+        if (not isinstance(alpha, Real) or isinstance(alpha, (bool, np.bool_)) or not math.isfinite(alpha)
+                or not low <= alpha <= high):
+            raise ValueError(f"alpha must be a finite number from {low:g} to {high:g} (0 = white noise, 1 = pink, "
+                             f"larger = smoother); got {self.alpha!r}")
         object.__setattr__(self, "alpha", float(self.alpha))
         if self.fmin is not None:
             if (
@@ -228,11 +243,12 @@ class SpectralNoise:
         fx = np.fft.rfftfreq(width)[None, :]
         f = np.sqrt(fy**2 + fx**2)
         fmin = self.fmin if self.fmin is not None else 1.0 / max(height, width)
-        amplitude = 1.0 / np.maximum(f, fmin) ** self.alpha
+        amplitude = (fmin / np.maximum(f, fmin)) ** self.alpha  # ≤ 1 for alpha ≥ 0: no overflow
         amplitude[0, 0] = 0.0
+        amplitude /= np.sqrt(np.mean(amplitude**2))  # unit RMS: the image's spread stays far from float limits
         coeff_shape = (n, channels, height, width // 2 + 1)
         coeffs = rng.standard_normal(coeff_shape) + 1j * rng.standard_normal(coeff_shape)
-        images = np.fft.irfft2(coeffs * amplitude, s=(height, width), axes=(-2, -1))
+        images = np.fft.irfft2(coeffs * amplitude, s=(height, width), axes=(-2, -1), norm="ortho")
         return standardize(np.transpose(images, (0, 2, 3, 1)))
 
     def describe(self) -> str:

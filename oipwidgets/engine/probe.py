@@ -8,6 +8,7 @@ which is what a class objective should climb (a probability saturates at 1).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import keras
@@ -62,7 +63,59 @@ def ensure_built(model: keras.Model, input_shape: tuple | None = None) -> keras.
             f"Model {model.name!r} takes input of shape {shape}; OIPs need image input (batch, height, width, "
             "channels)."
         )
+    first = next((l for l in _all_layers(model) if _config(l).get("data_format") == "channels_first"), None)
+    if first is not None:
+        raise ValueError(
+            f"Model {model.name!r} is channels-first (layer {first.name!r} has data_format='channels_first'); "
+            "oipwidgets reads images and maps as (height, width, channels). Rebuild the model with "
+            "data_format='channels_last' (the default) and copy the weights over with set_weights."
+        )
+    if any(s is None for s in shape[1:3]):
+        if input_shape is None:
+            raise ValueError(
+                f"Model {model.name!r} takes images of any size {shape[1:]}; pass input_shape=(height, width, "
+                f"{shape[3]}) to say which size to grow OIPs at."
+            )
+        return _with_fixed_input(model, tuple(int(s) for s in input_shape))
     return model
+
+
+_FIXED = weakref.WeakKeyDictionary()  # model → {input_shape: a copy with that fixed input size}
+
+
+def _with_fixed_input(model: keras.Model, input_shape: tuple) -> keras.Model:
+    """A copy of a model with a variable image size (None, None, C), fixed to ``input_shape`` (same layers and
+    names, the same weights): its maps then have known sizes. The user's model is left as it is."""
+    channels = model.inputs[0].shape[-1]
+    if len(input_shape) != 3 or (channels is not None and input_shape[2] != channels):
+        raise ValueError(f"input_shape must be (height, width, {channels}) for model {model.name!r}; "
+                         f"got {input_shape}")
+    copies = _FIXED.setdefault(model, {})
+    if input_shape not in copies:
+        try:
+            copy = keras.models.clone_model(model, input_tensors=keras.Input(shape=input_shape))
+            copy.set_weights(model.get_weights())
+        except Exception as err:  # noqa: BLE001 - custom layers keras cannot clone: say so plainly
+            raise ValueError(
+                f"Model {model.name!r} takes images of any size and could not be copied at {input_shape} "
+                f"({type(err).__name__}: {err}); build it with keras.Input(shape={input_shape}) instead."
+            ) from err
+        copies[input_shape] = copy
+    return copies[input_shape]
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def _config(layer) -> dict:
+    try:
+        return layer.get_config()
+    except Exception:  # noqa: BLE001 - a layer without a config has no data_format either
+        return {}
 
 
 def probeable_layers(model: keras.Model) -> list[LayerInfo]:
@@ -97,7 +150,9 @@ class Probe:
     _fn: object
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
-        return self._fn(images)
+        out = self._fn(images)
+        # mixed-precision models compute in float16/bfloat16: objectives and the ascent work in float32
+        return out if out.dtype == tf.float32 else tf.cast(out, tf.float32)
 
 
 def _find_layer(model: keras.Model, layer: str | int, infos: list[LayerInfo]) -> LayerInfo:

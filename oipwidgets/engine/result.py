@@ -16,11 +16,13 @@ import numpy as np
 
 __all__ = ["STATUSES", "STATUS_LABELS", "status_message", "status_summary", "OIPResult", "LayerResult"]
 
-#: Why a run ended: criterion met and stopping on it, all steps done, the map never fired, or cancelled.
-STATUSES = ("converged", "max_steps", "dead", "stopped")
+#: Why a run ended: criterion met and stopping on it, all steps done, the map never fired, cancelled, or the image
+#: or its gradient became NaN/infinite (too large a step for an unbounded input mode, or a model that overflows).
+STATUSES = ("converged", "max_steps", "dead", "stopped", "nonfinite")
 
 #: Short labels for tiles and tables.
-STATUS_LABELS = {"converged": "converged", "max_steps": "max steps", "dead": "DEAD", "stopped": "stopped"}
+STATUS_LABELS = {"converged": "converged", "max_steps": "max steps", "dead": "DEAD", "stopped": "stopped",
+                 "nonfinite": "NaN/inf"}
 
 DEAD_ADVICE = ("try coarser noise (larger weights on the coarse scales), strategy='multiscale' or 'precursor', "
                "or another seed")
@@ -36,6 +38,8 @@ def status_message(status: str, what: str, steps: int, converged_at: int | None 
         "dead": f"{what} never fired for this start (loss and gradient exactly 0 for more than 10 steps): "
         f"{DEAD_ADVICE}.",
         "stopped": f"{what}: stopped after {steps} steps ({reason})",
+        "nonfinite": f"{what}: stopped after {steps} steps: the activation, its gradient or the image became NaN or "
+        "infinite (try a smaller epsilon, or an input mode that bounds the image such as 'standardize' or Clip)",
         "converged": f"{what} converged at step {converged_at}",
         "max_steps": f"{what}: {steps} steps done, not converged",
     }[status]
@@ -48,6 +52,7 @@ def status_summary(result: OIPResult) -> str:
         "max_steps": f"done: {result.steps} steps, not converged",
         "dead": "dead map: try coarser noise (more weight on the coarse scales) or the multiscale/precursor strategy",
         "stopped": f"stopped after {result.steps} steps",
+        "nonfinite": f"NaN/infinite after {result.steps} steps: try a smaller epsilon or a bounding input mode",
     }[result.status]
     return f"{text} — final objective {result.final_loss:.4g}"
 

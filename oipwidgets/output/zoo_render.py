@@ -34,7 +34,8 @@ TILE_W, TILE_H, TITLE_H, DPI = 120, 150, 40, 100
 _IMG = 100  # side of the image box inside a tile
 _PAD_TOP = 6  # from the tile's top to the image box
 
-_STATUS_COLOR = {"converged": "#555555", "max_steps": "#555555", "dead": "#d62728", "stopped": "#e67e00"}
+_STATUS_COLOR = {"converged": "#555555", "max_steps": "#555555", "dead": "#d62728", "stopped": "#e67e00",
+                 "nonfinite": "#d62728"}
 
 
 def _grid(n: int, cols: int) -> tuple[int, int]:

@@ -1,0 +1,97 @@
+"""Nothing crashes, hangs or lies: bad and edge inputs get clear errors or honest statuses (small random models)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import oipwidgets as ow
+
+
+def small_colour_model(input_shape=(32, 32, 3), data_format="channels_last", name="small"):
+    inp = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1", data_format=data_format)(inp)
+    x = keras.layers.Conv2D(16, 3, name="c2", data_format=data_format)(x)
+    out = keras.layers.Dense(4, name="head")(keras.layers.GlobalAveragePooling2D(data_format=data_format)(x))
+    return keras.Model(inp, out, name=name)
+
+
+# ------------------------------------------------------------------ no silent garbage
+class Blow(ow.InputMode):
+    """An input mode that multiplies the image by 1e20 each step: it overflows float32 after two steps."""
+
+    def apply(self, images):
+        return images * 1e20
+
+
+def test_an_image_that_overflows_is_nonfinite_not_dead_or_converged(engine, mnist):
+    r = ow.OIPEngine(mnist, "Conv2D_3", input_mode=Blow()).run(3, steps=50, seed=0)
+    assert r.status == "nonfinite" and r.steps < 5
+    assert "NaN or infinite" in r.message and "smaller epsilon" in r.message
+    zoo = ow.OIPEngine(mnist, "Conv2D_3", input_mode=Blow()).run_layer(steps=20, seed=0)
+    assert set(zoo.statuses) == {"nonfinite"}  # not 64 "dead" maps
+
+
+def test_a_nan_objective_is_nonfinite(engine):
+    @ow.wrap_objective(kind="maps", params=("map",))
+    def log_of_negative(activations, map):
+        pick = tf.one_hot(map, tf.shape(activations)[-1], dtype=activations.dtype)
+        return tf.math.log(tf.reduce_sum(tf.reduce_mean(activations, axis=[1, 2]) * pick, axis=1) - 1e3)
+
+    r = engine.run(3, steps=20, seed=0, objective=log_of_negative(3))
+    assert r.status == "nonfinite" and r.steps == 0
+
+
+def test_bounds_on_step_size_noise_exponent_and_noise_scales(engine):
+    with pytest.raises(ValueError, match=r"epsilon must be a finite number > 0 and <= 1000; got 3e\+38"):
+        engine.run(3, steps=2, epsilon=3e38)
+    for alpha in (300, -50, float("nan")):
+        with pytest.raises(ValueError, match="alpha must be a finite number from -4 to 8"):
+            ow.SpectralNoise(alpha=alpha)
+    x = ow.SpectralNoise(alpha=8).sample((1, 224, 224, 3), seed=0)
+    assert np.all(np.isfinite(x)) and abs(float(x.std()) - 1) < 1e-3
+    with pytest.raises(ValueError, match=r"noise scale 20000x20000 is far finer than the 28x28 image.*112x112"):
+        engine.run(3, steps=2, noise=ow.MultiScaleNoise(scales=[(3, 3), (20000, 20000)], weights=[1, 1]))
+
+
+def test_non_integer_map_and_node_indices_are_refused(engine):
+    for bad in (lambda: ow.MapMean(2.7), lambda: engine.run(2.7, steps=2),
+                lambda: engine.run(1, steps=2, node=(1.5, 2)), lambda: ow.Node(1, 0, True)):
+        with pytest.raises(ValueError, match="whole number"):
+            bad()
+
+
+# ------------------------------------------------------------------ models people bring
+def test_channels_first_models_are_refused_clearly():
+    with pytest.raises(ValueError, match="channels-first .*'c1'.*data_format='channels_last'"):
+        ow.OIPEngine(small_colour_model((3, 32, 32), "channels_first"), "c2")
+
+
+def test_a_model_of_any_image_size_works_with_input_shape():
+    model = small_colour_model((None, None, 3))
+    with pytest.raises(ValueError, match=r"any size .*input_shape=\(height, width, 3\)"):
+        ow.OIPEngine(model, "c2")
+    with pytest.raises(ValueError, match=r"input_shape must be \(height, width, 3\)"):
+        ow.OIPEngine(model, "c2", input_shape=(32, 32, 1))
+    engine = ow.OIPEngine(model, "c2", input_shape=(40, 36, 3))
+    assert engine.layer.shape == (36, 32, 16) and engine.input_shape == (40, 36, 3)
+    r = engine.run(5, steps=5, seed=0)
+    assert r.image.shape == (40, 36, 3) and np.all(np.isfinite(r.image))
+    # the copy computes what the user's model computes
+    x = ow.MultiScaleNoise().sample((1, 40, 36, 3), seed=1)
+    sub = keras.Model(model.inputs, model.get_layer("c2").output)
+    np.testing.assert_allclose(engine.activations(x), sub(x).numpy(), atol=1e-5)
+    assert tuple(model.inputs[0].shape) == (None, None, None, 3)  # the user's model is left as it was
+
+
+def test_mixed_precision_models_run_in_float32():
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = small_colour_model()
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    assert model.get_layer("c2").compute_dtype == "float16"
+    r = ow.OIPEngine(model, "c2").run(3, steps=10, seed=0)
+    assert r.steps == 10 and r.image.dtype == np.float32 and np.all(np.isfinite(r.image))
+    assert r.final_loss > r.losses[0]
