@@ -95,3 +95,21 @@ def test_mixed_precision_models_run_in_float32():
     r = ow.OIPEngine(model, "c2").run(3, steps=10, seed=0)
     assert r.steps == 10 and r.image.dtype == np.float32 and np.all(np.isfinite(r.image))
     assert r.final_loss > r.losses[0]
+
+
+# ------------------------------------------------------------------ no leaks when objects are made again
+def test_fresh_engines_share_probes_and_compiled_loops(mnist, caplog):
+    ow.OIPEngine(mnist, "Conv2D_2").run(3, steps=5, seed=0)
+    cache = dict(mnist._oipwidgets_cache)
+    index = [layer.name for layer in mnist.layers].index("Conv2D_2")
+    with caplog.at_level("WARNING"):
+        for i in range(20):
+            e = ow.OIPEngine(mnist, "Conv2D_2" if i % 2 else index)  # by name or by index: the same layer
+            e.run(i % 32, steps=5, seed=i)
+    assert mnist._oipwidgets_cache.keys() == cache.keys()  # nothing new traced or built
+    assert all(mnist._oipwidgets_cache[k] is v for k, v in cache.items())
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    other = ow.load_default_model("mnist")  # another model: its own cache, the first one untouched
+    ow.OIPEngine(other, "Conv2D_2").run(3, steps=5, seed=0)
+    assert other._oipwidgets_cache.keys() == {k for k in cache if k[1] == "Conv2D_2"}
+    assert all(other._oipwidgets_cache[k] is not cache[k] for k in other._oipwidgets_cache)

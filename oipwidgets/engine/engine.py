@@ -57,12 +57,12 @@ class OIPEngine:
         jit_compile: bool = False,
     ):
         self.model = ensure_built(model, input_shape)
-        self.probe = make_probe(self.model, layer, pre_activation=pre_activation)
+        self.probe = shared(self.model, ("probe", _layer_key(self.model, layer), bool(pre_activation)),
+                            lambda: make_probe(self.model, layer, pre_activation=pre_activation))
         self.layer: LayerInfo = self.probe.layer
         self.input_shape: tuple = tuple(int(s) for s in self.probe.input_shape)
         self.mode = _input_mode(input_mode)
         self.jit_compile = bool(jit_compile)
-        self._loops: dict = {}
         self._stop = threading.Event()
 
     # ----------------------------------------------------------------- introspection
@@ -178,17 +178,16 @@ class OIPEngine:
 
     # ----------------------------------------------------------------- helpers
     def _loop(self, objective: Objective) -> AscentLoop:
-        key = (objective.key(), self.mode.key())
-        if key not in self._loops:
-            self._loops[key] = AscentLoop(self.probe, objective, self.mode, jit_compile=self.jit_compile)
-        return self._loops[key]
+        """The compiled loop for this probe, objective structure and input mode, shared by every engine on the
+        same model (a new engine per run costs no new trace)."""
+        key = ("loop", self.layer.name, self.probe.pre_activation, objective.key(), self.mode.key(), self.jit_compile)
+        return shared(self.model, key,
+                      lambda: AscentLoop(self.probe, objective, self.mode, jit_compile=self.jit_compile))
 
     def _score(self, objective: Objective, images: np.ndarray, params: dict) -> np.ndarray:
-        """The objective of each image (B,) float64, through a traced function kept per objective structure."""
-        key = ("score", objective.key())
-        if key not in self._loops:
-            self._loops[key] = tf.function(lambda x, p, _o=objective: _o(self.probe(x), p), reduce_retracing=True)
-        return self._loops[key](tf.constant(images, tf.float32), params).numpy().astype(np.float64)
+        """The objective of each image (B,) float64, computed eagerly (once per run: a traced function per model
+        and objective would cost more in tracing than it saves)."""
+        return np.asarray(objective(self.probe(tf.constant(images, tf.float32)), params), np.float64)
 
     def _cancelled(self, cancel):
         if cancel is None:
@@ -259,6 +258,32 @@ class OIPEngine:
 
     def __repr__(self) -> str:
         return f"OIPEngine(layer={self.layer.name!r}, {self.layer.kind}={self.size}, input={self.input_shape})"
+
+
+_SHARED_LOCK = threading.Lock()
+
+
+def shared(model: keras.Model, key: tuple, make):
+    """The object cached on ``model`` under ``key``, made by ``make()`` the first time.
+
+    Probes and compiled loops live on the model they belong to (an attribute Keras does not track or save), so
+    engines made again and again for one model share them, and they go away with the model.
+    """
+    with _SHARED_LOCK:
+        cache = model.__dict__.get("_oipwidgets_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(model, "_oipwidgets_cache", cache)
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
+
+def _layer_key(model: keras.Model, layer):
+    """A layer given by name or index, as its name (the probe check explains bad values)."""
+    if is_int(layer) and -len(model.layers) <= layer < len(model.layers):
+        return model.layers[layer].name
+    return layer
 
 
 def _fresh_seed() -> int:
