@@ -113,3 +113,60 @@ def test_fresh_engines_share_probes_and_compiled_loops(mnist, caplog):
     ow.OIPEngine(other, "Conv2D_2").run(3, steps=5, seed=0)
     assert other._oipwidgets_cache.keys() == {k for k in cache if k[1] == "Conv2D_2"}
     assert all(other._oipwidgets_cache[k] is not cache[k] for k in other._oipwidgets_cache)
+
+
+# ------------------------------------------------------------------ stop at any size
+def test_a_stop_halts_a_long_compiled_chunk_within_a_step_and_keeps_consistent_results(engine):
+    """Chunks of thousands of steps (as on small models) are halted inside the compiled loop; the two halves of a
+    split batch may stop after different step counts, and every image still equals its own run of that many
+    steps."""
+    import threading
+    import time
+
+    from oipwidgets.engine.ascent import AscentOptions, AscentState, Stage, ascend
+
+    maps = list(range(0, 64, 4))
+    start = ow.MultiScaleNoise().sample((1, 28, 28, 1), seed=7).repeat(len(maps), axis=0)
+    objective = ow.MapMean(np.array(maps))
+    params = {k: tf.constant(v) for k, v in objective.params(len(maps)).items()}
+    loop = engine._loop(objective)
+    ascend(loop, AscentState.start(start), params, AscentOptions(), Stage(3))  # compiled before the clock starts
+    event = threading.Event()
+    options = AscentOptions(cancelled=event.is_set, chunk_seconds=1000.0)  # chunks of up to 4096 steps
+    box = {}
+
+    def work():
+        box["state"], _ = ascend(loop, AscentState.start(start), params, options, Stage(100_000))
+        box["t"] = time.perf_counter()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    time.sleep(0.8)
+    asked = time.perf_counter()
+    event.set()
+    thread.join(timeout=30)
+    state = box["state"]
+    assert box["t"] - asked < 0.5
+    stopped = np.flatnonzero(state.status == 3)  # the others died on the way (DEAD)
+    assert set(state.status.tolist()) <= {2, 3} and stopped.size > 8
+    done = state.updates
+    assert 2 < done[stopped].min() and done.max() < 4096 + 2
+    half = len(maps) // 2
+    for k in (stopped[stopped < half][0], stopped[stopped >= half][-1]):  # one image of each half of the batch
+        alone = engine.run(maps[k], steps=int(done[k]), start=start[k])
+        np.testing.assert_allclose(state.images[k], alone.image, atol=1e-5)
+        assert len(state.losses[k]) == done[k]
+
+
+def test_a_stopped_run_keeps_its_last_measured_objective(engine):
+    import threading
+
+    event = threading.Event()
+    event.set()
+    r = engine.run(5, steps=50, seed=1, cancel=event)
+    assert r.status == "stopped" and r.steps == 0 and np.isfinite(r.final_loss)
+    event.clear()
+    calls = []
+    r = engine.run(5, steps=100_000, seed=1, callback=lambda p: calls.append(p) or (len(calls) > 3 and event.set()),
+                   cancel=event)
+    assert r.status == "stopped" and r.final_loss == r.losses[-1]

@@ -9,6 +9,7 @@ converged, cancelled) leave the batch: they cost nothing more.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ __all__ = ["snapshot_schedule", "AscentOptions", "AscentState", "Progress", "Sta
 
 #: The status name of each loop code while a batch runs ("running" until an image stops).
 STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", DEAD: "dead", STOPPED: "stopped", NONFINITE: "nonfinite"}
+WATCH_SECONDS = 0.01  # how often a stop request is looked for while a chunk runs
 RECORD_BYTES = 64 * 2**20  # keep every step's images in a chunk when they take at most this much memory
 
 
@@ -73,7 +75,9 @@ class Progress:
 
     ``step``: steps done so far (all stages); ``total``: steps planned; ``images``: current images (B, H, W, C);
     ``losses``: latest loss per image (B,); ``snapshot``: None, or (step, images (B, H, W, C), losses (B,)) when the
-    chunk ended at a snapshot step; ``status``: per-image status names so far; ``stage``: (index, count).
+    chunk ended at a snapshot step; ``status``: per-image status names so far; ``stage``: (index, count);
+    ``compiling``: True for the call made just before a chunk that first compiles the steps (a slow wait on large
+    models, during which a stop takes effect as soon as the compilation returns).
     """
 
     step: int
@@ -83,6 +87,7 @@ class Progress:
     snapshot: tuple | None
     status: list
     stage: tuple = (0, 1)
+    compiling: bool = False
 
 
 @dataclass
@@ -134,20 +139,31 @@ def ascend(loop: AscentLoop, state: AscentState, params: dict, options: AscentOp
            snaps: _Snapshots | None = None) -> tuple[AscentState, _Snapshots]:
     """Run up to ``stage.steps`` steps of ``loop`` from ``state`` (its counters restart: one article loop), in chunks.
 
-    ``options.cancelled()`` is polled between chunks: when it returns True the active images get status "stopped".
-    Returns the new state and the snapshots (appended to ``snaps`` when given).
+    ``options.cancelled()`` is watched while a chunk runs (the compiled steps end within one step when it turns
+    True) and polled between chunks: the active images then get status "stopped". Returns the new state and the
+    snapshots (appended to ``snaps`` when given).
     """
     b = state.images.shape[0]
-    steps, offset, marks = stage.steps, stage.offset, stage.marks
-    total = steps if stage.total is None else stage.total
-    where = (stage.index, stage.count)
-    callback, cancelled = options.callback, options.cancelled
     snaps = snaps or _Snapshots([[] for _ in range(b)], [[] for _ in range(b)], [[] for _ in range(b)])
     # each call is one article loop: fresh convergence/dead counters for the still-running images
     state.loss_old[:] = 0
     state.n_zero[:] = 0
     state.conv_run[:] = 0
     epsilon = tf.constant(options.epsilon, tf.float32)
+    with _Halt(options.cancelled) as halt:
+        conv_at_local = _chunks(loop, state, params, options, stage, snaps, epsilon, halt.flag)
+    state.conv_at[:] = np.where((conv_at_local >= 0) & (state.conv_at < 0), conv_at_local + stage.offset,
+                                state.conv_at)
+    return state, snaps
+
+
+def _chunks(loop, state, params, options, stage, snaps, epsilon, halt):
+    """The chunk loop of ``ascend``; returns the convergence steps within this stage (-1: none)."""
+    b = state.images.shape[0]
+    steps, offset, marks = stage.steps, stage.offset, stage.marks
+    total = steps if stage.total is None else stage.total
+    where = (stage.index, stage.count)
+    callback, cancelled = options.callback, options.cancelled
     j, chunk = 0, 2  # a short first chunk measures the speed
     conv_at_local = np.full(b, -1, np.int32)
     while j < steps and np.any(state.status == RUNNING):
@@ -163,8 +179,11 @@ def ascend(loop: AscentLoop, state: AscentState, params: dict, options: AscentOp
         t0 = time.perf_counter()
         counters = Counters(state.n_zero, state.conv_run, conv_at_local, state.status, np.zeros(b, np.int32),
                             np.zeros(b, np.int32)).copy()
+        if callback is not None and not loop.traced(int(before.sum()), params, record):
+            callback(Progress(step=offset + j, total=total, images=state.images, losses=_last_losses(state),
+                              snapshot=None, status=_names(state.status), stage=where, compiling=True))
         images, loss_old, counters, done, losses, trail = _run_live(
-            loop, before, state.images, state.loss_old, counters, j, n, epsilon, options, params, record
+            loop, before, state.images, state.loss_old, counters, j, n, epsilon, options, params, record, halt
         )
         updated = counters.updated
         dt = time.perf_counter() - t0
@@ -199,20 +218,45 @@ def ascend(loop: AscentLoop, state: AscentState, params: dict, options: AscentOp
             callback(Progress(step=offset + j, total=total, images=images, losses=_last_losses(state),
                               snapshot=None if last is None else (offset + last, images, _last_losses(state)),
                               status=_names(state.status), stage=where))
-    state.conv_at[:] = np.where((conv_at_local >= 0) & (state.conv_at < 0), conv_at_local + offset, state.conv_at)
-    return state, snaps
+    return conv_at_local
 
 
-def _run_live(loop, live, images, loss_old, counters, j, n, epsilon, options, params, record):
+class _Halt:
+    """The flag the compiled steps read before every step, raised by a watcher thread as soon as ``cancelled()``
+    says so: a stop then takes effect within one step, however long a chunk is."""
+
+    def __init__(self, cancelled):
+        self.flag = tf.Variable(False, trainable=False, name="oipwidgets_halt")
+        self._cancelled, self._done, self._thread = cancelled, threading.Event(), None
+
+    def __enter__(self) -> _Halt:
+        if self._cancelled is not None:
+            self._thread = threading.Thread(target=self._watch, name="oipwidgets-stop-watch", daemon=True)
+            self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._done.wait(WATCH_SECONDS):
+            if self._cancelled():
+                self.flag.assign(True)
+                return
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def _run_live(loop, live, images, loss_old, counters, j, n, epsilon, options, params, record, halt):
     """``loop.run_chunk`` on the images still running only (a stopped image costs nothing more), results scattered
     back into the whole batch: images, loss_old, counters, done, losses (done, B), trail (done, B, …) or None."""
     settings = (epsilon, options.conv_criterion, options.stop_on_convergence)
     if live.all():
-        return loop.run_chunk(images, loss_old, counters, j, n, *settings, params, record)
+        return loop.run_chunk(images, loss_old, counters, j, n, *settings, params, record, halt)
     idx = np.flatnonzero(live)
     sub = tf.nest.map_structure(lambda t: tf.gather(t, idx), params)
     im, lo, part, done, ls, tr = loop.run_chunk(images[idx], loss_old[idx], counters.take(idx), j, n, *settings, sub,
-                                                record)
+                                                record, halt)
     images, loss_old = images.copy(), loss_old.copy()
     images[idx], loss_old[idx] = im, lo
     counters.put(idx, part)

@@ -155,7 +155,7 @@ class OIPEngine:
                   steps=steps, make_noise=self._noise, prepare=self.mode.prepare,
                   score=lambda images, p: self._score(objective, images, p))
         out = strategy.run(job)
-        final = self._score(objective, out.state.images, params)
+        final = self._final_scores(objective, out.state, params)
         common = dict(steps=steps, epsilon=options.epsilon, noise=noise.describe(), strategy=strategy.describe(),
                       conv_criterion=options.conv_criterion, stop_on_convergence=options.stop_on_convergence,
                       objective=objective.describe() if b == 1 else None, start_given=start is not None,
@@ -183,6 +183,16 @@ class OIPEngine:
         key = ("loop", self.layer.name, self.probe.pre_activation, objective.key(), self.mode.key(), self.jit_compile)
         return shared(self.model, key,
                       lambda: AscentLoop(self.probe, objective, self.mode, jit_compile=self.jit_compile))
+
+    def _final_scores(self, objective: Objective, state, params: dict) -> np.ndarray:
+        """The objective of each final image; a stopped image keeps the last objective it measured (a stop must not
+        wait for one more pass through a large model)."""
+        final = np.array([lk[-1] if lk else np.nan for lk in state.losses], np.float64)
+        score = np.flatnonzero((state.status != STOPPED) | np.isnan(final))
+        if score.size:
+            sub = tf.nest.map_structure(lambda t: tf.gather(t, score), params)
+            final[score] = self._score(objective, state.images[score], sub)
+        return final
 
     def _score(self, objective: Objective, images: np.ndarray, params: dict) -> np.ndarray:
         """The objective of each image (B,) float64, computed eagerly (once per run: a traced function per model

@@ -25,6 +25,7 @@ so the results are those of the whole batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -94,14 +95,24 @@ class AscentLoop:
         self._steps = tf.function(self._steps_py, jit_compile=jit_compile, reduce_retracing=True)
         self._concrete: dict = {}
 
-    def _call(self, img, n, epsilon, params, record: bool):
+    def _call(self, img, n, epsilon, params, halt, record: bool):
         """Call the traced steps through their concrete function, cached per batch size, objective structure and
         ``record``: skips tf.function's argument matching (about 1 ms a call, 10% of a short single-image run)."""
-        key = (int(img.shape[0]), record, tuple((k, tuple(v.shape)) for k, v in _flat_items(params)))
+        key = self._key(int(img.shape[0]), params, record)
         fn = self._concrete.get(key)
         if fn is None:
-            fn = self._concrete[key] = self._steps.get_concrete_function(img, n, epsilon, params, record)
-        return fn(img, n, epsilon, params, record)
+            fn = self._concrete[key] = self._steps.get_concrete_function(img, n, epsilon, params, halt, record)
+        return fn(img, n, epsilon, params, halt, record)
+
+    @staticmethod
+    def _key(batch: int, params: dict, record: bool) -> tuple:
+        return (batch, record, tuple((k, tuple(v.shape)) for k, v in _flat_items(params)))
+
+    def traced(self, batch: int, params: dict, record: bool) -> bool:
+        """Whether a batch of this size already has its compiled steps (else the next chunk first compiles)."""
+        parts = min(batch, self.workers if self.workers is not None else runtime.workers())
+        sizes = {len(p) for p in np.array_split(np.arange(batch), max(parts, 1))}
+        return all(self._key(s, params, record) in self._concrete for s in sizes)
 
     def _step_py(self, img, epsilon, params):
         """One ascent step for a batch: returns the next images, the loss (B,) before the step and the sum of the
@@ -118,10 +129,11 @@ class AscentLoop:
         new = self.mode.apply(img + epsilon * grad)
         return new, loss, tf.reduce_sum(grad, axis=axes) + 0.0 * tf.reduce_sum(new, axis=axes)
 
-    def _steps_py(self, img, n, epsilon, params, record=False):
-        """``n`` plain ascent steps for every image of the batch: returns the images after them and, per step, the
-        loss (n, B) and the sum of the normalised gradient (n, B) that the stop tests need. No test runs in the
-        graph: each costs ops in every step; ``run_chunk`` applies them afterwards, exactly."""
+    def _steps_py(self, img, n, epsilon, params, halt, record=False):
+        """Up to ``n`` plain ascent steps for every image of the batch, fewer when ``halt`` (a boolean variable,
+        read before every step) is raised from another thread: returns the steps done, the images after them and,
+        per step, the loss (done, B) and the sum of the normalised gradient (done, B) that the stop tests need. No
+        test runs in the graph: each costs ops in every step; ``run_chunk`` applies them afterwards, exactly."""
         losses = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
         sums = tf.TensorArray(tf.float32, size=n, element_shape=img.shape[:1])
         trail = tf.TensorArray(tf.float32, size=n if record else 0, element_shape=img.shape)
@@ -134,37 +146,46 @@ class AscentLoop:
                 trail = trail.write(i, img)
             return i + 1, img, losses, sums, trail
 
-        _, img, losses, sums, trail = tf.while_loop(
-            lambda i, *_: i < n, body, (tf.constant(0), img, losses, sums, trail)
+        done, img, losses, sums, trail = tf.while_loop(
+            lambda i, *_: tf.logical_and(i < n, tf.logical_not(halt.read_value())), body,
+            (tf.constant(0), img, losses, sums, trail),
         )
-        return (img, losses.stack(), sums.stack()) + ((trail.stack(),) if record else ())
+        taken = tf.range(done)
+        return (done, img, losses.gather(taken), sums.gather(taken)) + ((trail.gather(taken),) if record else ())
 
-    def _run_steps(self, images: np.ndarray, n: int, epsilon, params: dict, record: bool = False):
+    def _run_parts(self, images: np.ndarray, n: int, epsilon, params: dict, record: bool = False, halt=None):
         """``_steps`` on numpy images, the batch split over the worker threads when there are several.
 
-        Returns images (B, H, W, C), losses (n, B), gradient sums (n, B) and, with ``record``, every step's images
-        (n, B, H, W, C), else None."""
+        Returns one ``_Part`` per part of the batch (all parts did the same number of steps unless ``halt`` was
+        raised during the run)."""
         b = images.shape[0]
         parts = min(b, self.workers if self.workers is not None else runtime.workers())
         n_t = tf.constant(n, tf.int32)
-        if parts <= 1:
-            out = tuple(t.numpy() for t in self._call(tf.constant(images), n_t, epsilon, params, record))
-            return out if record else out + (None,)
-        bounds = np.linspace(0, b, parts + 1).round().astype(int)
+        halt = _never() if halt is None else halt
         flat, treedef = tf.nest.flatten(params), params
 
         def run(lo, hi):
-            p = tf.nest.pack_sequence_as(treedef, [t[lo:hi] for t in flat])
-            return tuple(t.numpy() for t in self._call(tf.constant(images[lo:hi]), n_t, epsilon, p, record))
+            p = params if (lo, hi) == (0, b) else tf.nest.pack_sequence_as(treedef, [t[lo:hi] for t in flat])
+            out = [t.numpy() for t in self._call(tf.constant(images[lo:hi]), n_t, epsilon, p, halt, record)]
+            return _Part(lo, hi, int(out[0]), *out[1:4], out[4] if record else None)
 
-        outs = [f.result() for f in [runtime.executor().submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]]
-        return (np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs], axis=1),
-                np.concatenate([o[2] for o in outs], axis=1),
-                np.concatenate([o[3] for o in outs], axis=1) if record else None)
+        if parts <= 1:
+            return [run(0, b)]
+        bounds = np.linspace(0, b, parts + 1).round().astype(int)
+        return [f.result() for f in [runtime.executor().submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]]
+
+    def _run_steps(self, images: np.ndarray, n: int, epsilon, params: dict) -> np.ndarray:
+        """The images after exactly ``n`` steps (never halted)."""
+        return np.concatenate([p.images for p in self._run_parts(images, n, epsilon, params)])
 
     def run_chunk(self, images, loss_old, counters: Counters, j0: int, n: int, epsilon: tf.Tensor,
-                  criterion: float, stop_on_convergence: bool, params: dict, record: bool = False):
-        """Up to ``n`` steps from step ``j0`` for a batch (numpy in, numpy out), with the article's tests.
+                  criterion: float, stop_on_convergence: bool, params: dict, record: bool = False, halt=None):
+        """Up to ``n`` steps from step ``j0`` for a batch (numpy in, numpy out), with the article's tests; fewer
+        when ``halt`` (a boolean tf.Variable) is raised meanwhile: the steps then end within one step.
+
+        Each part of a batch that was split over worker threads may have been halted after a different number of
+        steps; the tests are then replayed per part, and ``done`` is the most steps any image made (the counters
+        say how many each one made).
 
         ``counters`` are those of the batch before the chunk (not changed; updated ones are returned). The steps run
         without tests;
@@ -176,12 +197,43 @@ class AscentLoop:
         and with ``record`` every step's images (done, B, H, W, C) (valid for the images that made that step's
         update), else None.
         """
-        crit, stop = np.float32(criterion), bool(stop_on_convergence)
+        parts = self._run_parts(images, n, epsilon, params, record, halt)
+        settings = (epsilon, np.float32(criterion), bool(stop_on_convergence))
+        if len({p.done for p in parts}) == 1:
+            whole = _Part(0, images.shape[0], parts[0].done, np.concatenate([p.images for p in parts]),
+                          np.concatenate([p.losses for p in parts], axis=1),
+                          np.concatenate([p.sums for p in parts], axis=1),
+                          np.concatenate([p.trail for p in parts], axis=1) if record else None)
+            return self._replay(images, loss_old, counters, j0, whole, settings, params)
+        # halted: the parts made different numbers of steps; replay each one on its own, then join them
+        b, done = images.shape[0], max(p.done for p in parts)
+        new, loss_old, counters = images.copy(), np.array(loss_old, np.float32), counters.copy()
+        losses = np.zeros((done, b), np.float32)
+        trail = np.zeros((done, *images.shape), np.float32) if record else None
+        flat, treedef = tf.nest.flatten(params), params
+        for p in parts:
+            idx = np.arange(p.lo, p.hi)
+            sub = tf.nest.pack_sequence_as(treedef, [t[p.lo : p.hi] for t in flat])
+            im, lo, part, k, ls, tr = self._replay(images[idx], loss_old[idx], counters.take(idx), j0,
+                                                   p._replace(lo=0, hi=len(idx)), settings, sub)
+            new[idx], loss_old[idx] = im, lo
+            counters.put(idx, part)
+            losses[:k, idx] = ls
+            if record:
+                trail[:k, idx] = tr
+        return new, loss_old, counters, done, losses, trail
+
+    def _replay(self, images, loss_old, counters: Counters, j0: int, part: _Part, settings: tuple, params: dict):
+        """The article's tests replayed over the ``part.done`` steps a (sub-)batch made; see ``run_chunk``."""
+        epsilon, crit, stop = settings
+        n, out, losses, sums, trail = part.done, part.images, part.losses, part.sums, part.trail
         counters = counters.copy()
         n_zero, conv_run, conv_at = counters.n_zero, counters.conv_run, counters.conv_at
         status, measured, updated = counters.status, counters.measured, counters.updated
         loss_old = np.array(loss_old, np.float32)
-        out, losses, sums, trail = self._run_steps(images, n, epsilon, params, record)
+        if n == 0:  # halted before the first step
+            measured[:], updated[:] = 0, 0
+            return images, loss_old, counters, 0, losses, trail
         running = status == RUNNING
         # the tests for all n steps at once, as if no image stopped (valid up to the first stop, which ends the chunk)
         steps = np.arange(n)[:, None]
@@ -223,10 +275,33 @@ class AscentLoop:
             before = trail[k - 1] if k > 0 else images
             after = trail[k]
         else:
-            before = self._run_steps(images, k, epsilon, params)[0] if k > 0 else images
-            after = self._run_steps(before, 1, epsilon, params)[0] if go.any() else before
+            before = self._run_steps(images, k, epsilon, params) if k > 0 else images
+            after = self._run_steps(before, 1, epsilon, params) if go.any() else before
         new = np.where(go[:, None, None, None], after, np.where(running[:, None, None, None], before, images))
         return new, loss_old, counters, k + 1, record_losses, None if trail is None else trail[: k + 1]
+
+
+class _Part(NamedTuple):
+    """What the compiled steps returned for the images ``lo:hi`` of a batch: steps done, images after them, losses
+    and gradient sums (done, b), every step's images (done, b, H, W, C) or None."""
+
+    lo: int
+    hi: int
+    done: int
+    images: np.ndarray
+    losses: np.ndarray
+    sums: np.ndarray
+    trail: np.ndarray | None
+
+
+_NEVER: list = []
+
+
+def _never() -> tf.Variable:
+    """A halt flag that is never raised (for steps that must all run)."""
+    if not _NEVER:
+        _NEVER.append(tf.Variable(False, trainable=False, name="oipwidgets_never"))
+    return _NEVER[0]
 
 
 def _flat_items(params: dict, prefix: str = ""):

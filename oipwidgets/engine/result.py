@@ -69,7 +69,7 @@ class OIPResult:
     losses: np.ndarray  # (n,) float64, the objective at each step
     status: str  # one of STATUSES
     steps: int  # updates made
-    final_loss: float  # the objective of `image` itself
+    final_loss: float  # the objective of `image` itself (for a stopped run: the last objective it measured)
     converged_at: int | None = None  # first step at which the convergence test held 4 times in a row
     message: str = ""
     params: dict = field(default_factory=dict)  # layer, map, epsilon, noise, seed, strategy, …
