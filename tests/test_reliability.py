@@ -170,3 +170,26 @@ def test_a_stopped_run_keeps_its_last_measured_objective(engine):
     r = engine.run(5, steps=100_000, seed=1, callback=lambda p: calls.append(p) or (len(calls) > 3 and event.set()),
                    cancel=event)
     assert r.status == "stopped" and r.final_loss == r.losses[-1]
+
+
+# ------------------------------------------------------------------ lifecycle: errors keep what was done
+def test_an_error_during_a_run_keeps_the_steps_done(engine):
+    calls = []
+
+    def broken(p):
+        calls.append(p.step)
+        if len(calls) == 4:
+            raise RuntimeError("the callback broke")
+
+    start = ow.MultiScaleNoise().sample((1, 28, 28, 1), seed=3)[0]
+    r = engine.run(5, steps=400, start=start, callback=broken)
+    assert r.status == "error" and 0 < r.steps < 400 and len(r.losses) == r.steps
+    assert "ended by an error after" in r.message and "RuntimeError: the callback broke" in r.message
+    np.testing.assert_allclose(r.image, engine.run(5, steps=r.steps, start=start).image, atol=1e-5)
+    calls.clear()
+    zoo = engine.run_layer([1, 2, 3], steps=400, seed=0, strategy="multiscale", callback=broken)
+    assert isinstance(zoo.error, RuntimeError) and set(zoo.statuses) <= {"error", "dead"}
+    for strategy in ("precursor", "simple"):
+        calls.clear()
+        out = engine.run_layer([1, 2], steps=400, seed=0, strategy=strategy, callback=broken)
+        assert len(out) == 2 and "error" in out.statuses and np.all(np.isfinite(out.images))

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from .loop import CONVERGED, DEAD, NONFINITE, RUNNING, STOPPED, AscentLoop, Counters
+from .loop import CONVERGED, DEAD, ERROR, NONFINITE, RUNNING, STOPPED, AscentLoop, Counters
 
 __all__ = ["snapshot_schedule", "AscentOptions", "AscentState", "Progress", "Stage", "ascend"]
 
 #: The status name of each loop code while a batch runs ("running" until an image stops).
-STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", DEAD: "dead", STOPPED: "stopped", NONFINITE: "nonfinite"}
+STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", DEAD: "dead", STOPPED: "stopped", NONFINITE: "nonfinite",
+                ERROR: "error"}
 WATCH_SECONDS = 0.01  # how often a stop request is looked for while a chunk runs
 RECORD_BYTES = 64 * 2**20  # keep every step's images in a chunk when they take at most this much memory
 
@@ -51,6 +52,13 @@ class AscentState:
     last_step: np.ndarray  # (B,) int, global step number of the last update, -1 before any
     last_loss: np.ndarray  # (B,) float, the loss measured at that step
     losses: list = field(default_factory=list)  # per image: list of floats
+    error: Exception | None = None  # what ended the run early (the images keep the steps done before it)
+
+    def take(self, idx: np.ndarray) -> AscentState:
+        """The state of the images ``idx`` (copies)."""
+        arrays = {f: np.array(getattr(self, f)[idx]) for f in ("images", "loss_old", "n_zero", "conv_run", "conv_at",
+                                                               "status", "updates", "last_step", "last_loss")}
+        return AscentState(**arrays, losses=[list(self.losses[i]) for i in idx], error=self.error)
 
     @classmethod
     def start(cls, images: np.ndarray) -> AscentState:
@@ -151,7 +159,13 @@ def ascend(loop: AscentLoop, state: AscentState, params: dict, options: AscentOp
     state.conv_run[:] = 0
     epsilon = tf.constant(options.epsilon, tf.float32)
     with _Halt(options.cancelled) as halt:
-        conv_at_local = _chunks(loop, state, params, options, stage, snaps, epsilon, halt.flag)
+        try:
+            conv_at_local = _chunks(loop, state, params, options, stage, snaps, epsilon, halt.flag)
+        except Exception as exc:  # noqa: BLE001 - the run ends, keeping the steps done so far (state is whole
+            # between chunks: it is only written after a chunk's numbers are all there)
+            state.status[state.status == RUNNING] = ERROR
+            state.error = exc
+            conv_at_local = np.full(b, -1, np.int32)
     state.conv_at[:] = np.where((conv_at_local >= 0) & (state.conv_at < 0), conv_at_local + stage.offset,
                                 state.conv_at)
     return state, snaps

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from .ascent import AscentOptions
 from .input_modes import input_mode as _input_mode
-from .loop import CONVERGED, DEAD, NONFINITE, RUNNING, STOPPED, AscentLoop
+from .loop import CONVERGED, DEAD, ERROR, NONFINITE, RUNNING, STOPPED, AscentLoop
 from .noise import MultiScaleNoise, SpectralNoise, make_noise
 from .objectives import Objective, objective_for
 from .probe import LayerInfo, ensure_built, make_probe, probeable_layers
@@ -161,7 +161,7 @@ class OIPEngine:
                       objective=objective.describe() if b == 1 else None, start_given=start is not None,
                       input_mode=repr(self.mode))
         results = [self._result(k, maps[k], seeds[k], out, final[k], common) for k in range(b)]
-        return LayerResult(results, seconds=time.perf_counter() - t0)
+        return LayerResult(results, seconds=time.perf_counter() - t0, error=out.state.error)
 
     def _batch(self, maps, seed) -> tuple[list, list]:
         """Map indices and one seed per image (fresh seeds for None), checked."""
@@ -188,7 +188,8 @@ class OIPEngine:
         """The objective of each final image; a stopped image keeps the last objective it measured (a stop must not
         wait for one more pass through a large model)."""
         final = np.array([lk[-1] if lk else np.nan for lk in state.losses], np.float64)
-        score = np.flatnonzero((state.status != STOPPED) | np.isnan(final))
+        ended = (state.status == STOPPED) | (state.status == ERROR)
+        score = np.flatnonzero(~ended | ((state.status == STOPPED) & np.isnan(final)))
         if score.size:
             sub = tf.nest.map_structure(lambda t: tf.gather(t, score), params)
             final[score] = self._score(objective, state.images[score], sub)
@@ -246,7 +247,7 @@ class OIPEngine:
             snap_losses.append(float(state.last_loss[k]))
         conv_at = int(state.conv_at[k]) if state.conv_at[k] >= 0 else None
         converged_now = code == CONVERGED or (code == RUNNING and state.conv_run[k] >= 4)
-        status = {DEAD: "dead", STOPPED: "stopped", NONFINITE: "nonfinite"}.get(
+        status = {DEAD: "dead", STOPPED: "stopped", NONFINITE: "nonfinite", ERROR: "error"}.get(
             code, "converged" if converged_now else "max_steps"
         )
         what = f"{'unit' if self.layer.kind == 'units' else 'map'} {index} of {self.layer.name}"
@@ -262,7 +263,7 @@ class OIPEngine:
             steps=steps_done,
             final_loss=float(final),
             converged_at=conv_at,
-            message=status_message(status, what, steps_done, conv_at),
+            message=status_message(status, what, steps_done, conv_at, state.error),
             params={"layer": self.layer.name, "map": int(index), "seed": seed, **common, **out.plan},
         )
 

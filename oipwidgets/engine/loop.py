@@ -32,10 +32,10 @@ import tensorflow as tf
 
 from . import runtime
 
-__all__ = ["AscentLoop", "Counters", "RUNNING", "CONVERGED", "DEAD", "STOPPED", "NONFINITE"]
+__all__ = ["AscentLoop", "Counters", "RUNNING", "CONVERGED", "DEAD", "STOPPED", "NONFINITE", "ERROR"]
 
 #: Per-image status codes inside the loop (``result.STATUSES`` names what a finished run reports).
-RUNNING, CONVERGED, DEAD, STOPPED, NONFINITE = 0, 1, 2, 3, 4
+RUNNING, CONVERGED, DEAD, STOPPED, NONFINITE, ERROR = 0, 1, 2, 3, 4, 5
 DEAD_LIMIT = 10  # more than this many zero-loss, zero-gradient steps → dead
 CONV_RUN = 4  # the convergence test must hold this many steps in a row
 CONV_FROM = 11  # the test applies from this step on (the article's j > 10)

@@ -18,26 +18,27 @@ __all__ = ["STATUSES", "STATUS_LABELS", "status_message", "status_summary", "OIP
 
 #: Why a run ended: criterion met and stopping on it, all steps done, the map never fired, cancelled, or the image
 #: or its gradient became NaN/infinite (too large a step for an unbounded input mode, or a model that overflows).
-STATUSES = ("converged", "max_steps", "dead", "stopped", "nonfinite")
+STATUSES = ("converged", "max_steps", "dead", "stopped", "nonfinite", "error")
 
 #: Short labels for tiles and tables.
 STATUS_LABELS = {"converged": "converged", "max_steps": "max steps", "dead": "DEAD", "stopped": "stopped",
-                 "nonfinite": "NaN/inf"}
+                 "nonfinite": "NaN/inf", "error": "error"}
 
 DEAD_ADVICE = ("try coarser noise (larger weights on the coarse scales), strategy='multiscale' or 'precursor', "
                "or another seed")
 
 
 def status_message(status: str, what: str, steps: int, converged_at: int | None = None,
-                   reason: str = "cancelled") -> str:
+                   error: BaseException | None = None) -> str:
     """The full sentence a result carries: ``what`` names the map ("map 5 of Conv2D_3"), ``steps`` the updates
-    made, ``reason`` why a stopped run stopped."""
+    made, ``error`` what ended an "error" run."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}; got {status!r}")
     return {
         "dead": f"{what} never fired for this start (loss and gradient exactly 0 for more than 10 steps): "
         f"{DEAD_ADVICE}.",
-        "stopped": f"{what}: stopped after {steps} steps ({reason})",
+        "stopped": f"{what}: stopped after {steps} steps (cancelled)",
+        "error": f"{what}: ended by an error after {steps} steps (kept): {type(error).__name__}: {error}",
         "nonfinite": f"{what}: stopped after {steps} steps: the activation, its gradient or the image became NaN or "
         "infinite (try a smaller epsilon, or an input mode that bounds the image such as 'standardize' or Clip)",
         "converged": f"{what} converged at step {converged_at}",
@@ -53,6 +54,7 @@ def status_summary(result: OIPResult) -> str:
         "dead": "dead map: try coarser noise (more weight on the coarse scales) or the multiscale/precursor strategy",
         "stopped": f"stopped after {result.steps} steps",
         "nonfinite": f"NaN/infinite after {result.steps} steps: try a smaller epsilon or a bounding input mode",
+        "error": result.message,
     }[result.status]
     return f"{text} — final objective {result.final_loss:.4g}"
 
@@ -139,6 +141,7 @@ class LayerResult:
 
     results: list[OIPResult]
     seconds: float = 0.0  # wall time of the batch run
+    error: BaseException | None = None  # what ended the run early (status "error"; the steps done are kept)
 
     def __len__(self) -> int:
         return len(self.results)

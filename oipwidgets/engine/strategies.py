@@ -160,7 +160,7 @@ class Multiscale(Strategy):
         state, snaps, offset, total = AscentState.start(starts), None, 0, sum(lengths)
         for k, n in enumerate(lengths):
             if k > 0:
-                if np.all(state.status == STOPPED):
+                if state.error is not None or np.all(state.status == STOPPED):
                     break
                 extra = job.make_noise(parts[k], [ss[k] for ss in stage_seeds], raw=True)
                 mixed = job.prepare(standardize(state.images + parts[k].weights[0] * extra))
@@ -202,15 +202,16 @@ class Precursor(Strategy):
         total = self.steps + job.steps
         pre, _ = ascend(job.loop, AscentState.start(cand), pre_params, job.options,
                         Stage(self.steps, (), total=total, index=0, count=2))
+        if pre.error is not None:  # the search itself failed: report its first candidate per map
+            pick = np.arange(b) * n
+            return Outcome(pre.take(pick), _, cand[pick], {"precursors": n, "precursor_steps": self.steps})
         scores = job.score(pre.images, pre_params).reshape(b, n)
         alive = (pre.status != DEAD).reshape(b, n)
         best = np.argmax(np.where(alive, scores, -np.inf) if alive.any() else scores, axis=1)
         pick = np.arange(b) * n + best
-        state = AscentState.start(pre.images[pick])
-        state.losses = [list(pre.losses[i]) for i in pick]
-        state.updates = pre.updates[pick].copy()
-        state.last_step, state.last_loss = pre.last_step[pick].copy(), pre.last_loss[pick].copy()
-        state.status = np.where(pre.status[pick] == STOPPED, STOPPED, RUNNING).astype(np.int32)
+        state = pre.take(pick)
+        state.conv_at[:], state.conv_run[:] = -1, 0  # the continuation is a new article loop
+        state.status = np.where(state.status == STOPPED, STOPPED, RUNNING).astype(np.int32)
         state, snaps = ascend(job.loop, state, job.params, job.options,
                               Stage(job.steps, offset=self.steps, total=total, index=1, count=2))
         plan = {"precursors": n, "precursor_steps": self.steps, "steps": job.steps,
