@@ -193,3 +193,52 @@ def test_an_error_during_a_run_keeps_the_steps_done(engine):
         calls.clear()
         out = engine.run_layer([1, 2], steps=400, seed=0, strategy=strategy, callback=broken)
         assert len(out) == 2 and "error" in out.statuses and np.all(np.isfinite(out.images))
+
+
+# ------------------------------------------------------------------ memory-aware batches
+def test_a_memory_budget_runs_a_large_batch_in_waves_with_the_same_results(engine, mnist, monkeypatch):
+    import threading
+
+    small = ow.OIPEngine(mnist, "Conv2D_3", memory_budget=engine.image_bytes * 5)
+    assert small.images_at_once() == 5
+    loop = small._loop(ow.MapMean(0))
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+    call = loop._call
+
+    def counting(img, *args):
+        with lock:
+            state["now"] += int(img.shape[0])
+            state["most"] = max(state["most"], state["now"])
+        try:
+            return call(img, *args)
+        finally:
+            with lock:
+                state["now"] -= int(img.shape[0])
+
+    monkeypatch.setattr(loop, "_call", counting)
+    seen = []
+    got = small.run_layer(list(range(12)), steps=5, seed=1, callback=lambda p: seen.append(p.at_once))
+    assert 0 < state["most"] <= 5 and set(seen) == {5}
+    ref = engine.run_layer(list(range(12)), steps=5, seed=1)
+    np.testing.assert_allclose(got.images, ref.images, atol=1e-4)
+    assert got.statuses == ref.statuses
+
+
+def test_a_layer_whose_one_image_exceeds_the_budget_is_refused_up_front(engine, mnist):
+    tiny = ow.OIPEngine(mnist, "Conv2D_3", memory_budget=engine.image_bytes // 2)
+    with pytest.raises(ValueError, match=r"layer 'Conv2D_3' at 28x28x1 needs about .* per image .* more than the "
+                                         r"memory budget of .*memory_budget="):
+        tiny.run(0, steps=2)
+    for bad in (0, -1, 1.5, "8GB", True):
+        with pytest.raises(ValueError, match="memory_budget must be"):
+            ow.OIPEngine(mnist, "Conv2D_3", memory_budget=bad)
+
+
+def test_the_estimate_grows_with_input_size_and_depth():
+    vgg_like = keras.Sequential([keras.Input((224, 224, 3)), keras.layers.Conv2D(64, 3, padding="same", name="a"),
+                                 keras.layers.Conv2D(64, 3, padding="same", name="b")])
+    a, b = ow.OIPEngine(vgg_like, "a"), ow.OIPEngine(vgg_like, "b")
+    one_map = 224 * 224 * 64 * 4
+    assert b.image_bytes > a.image_bytes >= 2 * one_map
+    assert b.image_bytes - a.image_bytes == pytest.approx(2 * one_map)

@@ -85,7 +85,8 @@ class Progress:
     ``losses``: latest loss per image (B,); ``snapshot``: None, or (step, images (B, H, W, C), losses (B,)) when the
     chunk ended at a snapshot step; ``status``: per-image status names so far; ``stage``: (index, count);
     ``compiling``: True for the call made just before a chunk that first compiles the steps (a slow wait on large
-    models, during which a stop takes effect as soon as the compilation returns).
+    models, during which a stop takes effect as soon as the compilation returns); ``at_once``: how many images
+    climb at the same time (the batch, or fewer when the memory budget says so).
     """
 
     step: int
@@ -96,6 +97,7 @@ class Progress:
     status: list
     stage: tuple = (0, 1)
     compiling: bool = False
+    at_once: int = 0
 
 
 @dataclass
@@ -112,7 +114,8 @@ class AscentOptions:
     epsilon: step size (the image moves by epsilon × the gradient scaled to unit RMS); conv_criterion: the relative
     loss change below which a step counts as converged; stop_on_convergence: end an image's run there;
     callback: f(Progress) after each chunk; cancelled: () -> bool polled between chunks; chunk_seconds: the wall
-    time a chunk aims at (progress and cancel latency).
+    time a chunk aims at (progress and cancel latency); at_once: how many images may climb at the same time
+    (``oipwidgets.engine.memory``; None: all).
     """
 
     epsilon: float = 0.01
@@ -121,6 +124,7 @@ class AscentOptions:
     callback: Callable[[Progress], None] | None = None
     cancelled: Callable[[], bool] | None = None
     chunk_seconds: float = 0.04
+    at_once: int | None = None  # at most this many images climb at the same time (the memory budget)
 
 
 @dataclass(frozen=True)
@@ -193,9 +197,10 @@ def _chunks(loop, state, params, options, stage, snaps, epsilon, halt):
         t0 = time.perf_counter()
         counters = Counters(state.n_zero, state.conv_run, conv_at_local, state.status, np.zeros(b, np.int32),
                             np.zeros(b, np.int32)).copy()
-        if callback is not None and not loop.traced(int(before.sum()), params, record):
+        if callback is not None and not loop.traced(int(before.sum()), params, record, options.at_once):
             callback(Progress(step=offset + j, total=total, images=state.images, losses=_last_losses(state),
-                              snapshot=None, status=_names(state.status), stage=where, compiling=True))
+                              snapshot=None, status=_names(state.status), stage=where, compiling=True,
+                              at_once=_at_once(b, options)))
         images, loss_old, counters, done, losses, trail = _run_live(
             loop, before, state.images, state.loss_old, counters, j, n, epsilon, options, params, record, halt
         )
@@ -225,13 +230,13 @@ def _chunks(loop, state, params, options, stage, snaps, epsilon, halt):
             if callback is not None and m != j + done - 1:
                 callback(Progress(step=offset + m + 1, total=total, images=shown, losses=losses[local],
                                   snapshot=(offset + m, shown, losses[local]), status=_names(state.status),
-                                  stage=where))
+                                  stage=where, at_once=_at_once(b, options)))
         j += done
         if callback is not None:
             last = taken[-1] if taken and taken[-1] == j - 1 else None
             callback(Progress(step=offset + j, total=total, images=images, losses=_last_losses(state),
                               snapshot=None if last is None else (offset + last, images, _last_losses(state)),
-                              status=_names(state.status), stage=where))
+                              status=_names(state.status), stage=where, at_once=_at_once(b, options)))
     return conv_at_local
 
 
@@ -266,11 +271,11 @@ def _run_live(loop, live, images, loss_old, counters, j, n, epsilon, options, pa
     back into the whole batch: images, loss_old, counters, done, losses (done, B), trail (done, B, …) or None."""
     settings = (epsilon, options.conv_criterion, options.stop_on_convergence)
     if live.all():
-        return loop.run_chunk(images, loss_old, counters, j, n, *settings, params, record, halt)
+        return loop.run_chunk(images, loss_old, counters, j, n, *settings, params, record, halt, options.at_once)
     idx = np.flatnonzero(live)
     sub = tf.nest.map_structure(lambda t: tf.gather(t, idx), params)
     im, lo, part, done, ls, tr = loop.run_chunk(images[idx], loss_old[idx], counters.take(idx), j, n, *settings, sub,
-                                                record, halt)
+                                                record, halt, options.at_once)
     images, loss_old = images.copy(), loss_old.copy()
     images[idx], loss_old[idx] = im, lo
     counters.put(idx, part)
@@ -281,6 +286,10 @@ def _run_live(loop, live, images, loss_old, counters, j, n, epsilon, options, pa
         trail = np.zeros((int(done), *images.shape), np.float32)
         trail[:, idx] = tr
     return images, loss_old, counters, done, losses, trail
+
+
+def _at_once(b: int, options: AscentOptions) -> int:
+    return b if options.at_once is None else min(b, options.at_once)
 
 
 def _names(status: np.ndarray) -> list:

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from .ascent import AscentOptions
 from .input_modes import input_mode as _input_mode
+from .memory import budget_bytes, image_bytes, images_at_once
 from .loop import CONVERGED, DEAD, ERROR, NONFINITE, RUNNING, STOPPED, AscentLoop
 from .noise import MultiScaleNoise, SpectralNoise, make_noise
 from .objectives import Objective, objective_for
@@ -44,6 +45,9 @@ class OIPEngine:
         per-image standardisation), "clip" ([0, 1]), "identity", or an ``InputMode`` such as ``Clip(0, 255)``.
     pre_activation: for a dense layer with softmax/sigmoid, climb the score before it.
     jit_compile: compile the step with XLA.
+    memory_budget: how much memory a batch run may take: bytes (int), a fraction of the memory available when a
+        run starts (float in (0, 1]), or None for half of it. Larger batches climb in waves that fit; a layer
+        whose single image does not fit is refused with what it needs (``oipwidgets.engine.memory``).
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class OIPEngine:
         input_mode="standardize",
         pre_activation: bool = True,
         jit_compile: bool = False,
+        memory_budget=None,
     ):
         self.model = ensure_built(model, input_shape)
         self.probe = shared(self.model, ("probe", _layer_key(self.model, layer), bool(pre_activation)),
@@ -63,7 +68,16 @@ class OIPEngine:
         self.input_shape: tuple = tuple(int(s) for s in self.probe.input_shape)
         self.mode = _input_mode(input_mode)
         self.jit_compile = bool(jit_compile)
+        budget_bytes(memory_budget)  # checked now, measured at each run
+        self.memory_budget = memory_budget
+        self.image_bytes = image_bytes(self.model, self.layer.index, self.input_shape)
         self._stop = threading.Event()
+
+    def images_at_once(self) -> int:
+        """How many images may climb at the same time under the memory budget now; ValueError when not even one
+        fits (naming what one needs)."""
+        what = f"layer {self.layer.name!r} at {'x'.join(map(str, self.input_shape))}"
+        return images_at_once(self.image_bytes, budget_bytes(self.memory_budget), what)
 
     # ----------------------------------------------------------------- introspection
     @staticmethod
@@ -143,7 +157,7 @@ class OIPEngine:
         options = AscentOptions(epsilon=check_float(epsilon, "epsilon", high=MAX_EPSILON),
                                 conv_criterion=check_float(conv_criterion, "conv_criterion", positive=False),
                                 stop_on_convergence=bool(stop_on_convergence), callback=callback,
-                                cancelled=self._cancelled(cancel))
+                                cancelled=self._cancelled(cancel), at_once=self.images_at_once())
         maps, seeds = self._batch(maps, seed)
         b = len(maps)
         objective = objective if objective is not None else self.objective(np.asarray(maps))

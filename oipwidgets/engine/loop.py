@@ -108,10 +108,20 @@ class AscentLoop:
     def _key(batch: int, params: dict, record: bool) -> tuple:
         return (batch, record, tuple((k, tuple(v.shape)) for k, v in _flat_items(params)))
 
-    def traced(self, batch: int, params: dict, record: bool) -> bool:
+    def _partition(self, b: int, at_once: int | None) -> tuple[list, int]:
+        """How a batch of ``b`` images is run: (lo, hi) bounds of its parts and how many parts run at the same time,
+        so that at most ``at_once`` images climb together (the memory budget) and the cores are used."""
+        workers = max(1, min(b, self.workers if self.workers is not None else runtime.workers()))
+        if at_once is None or b <= at_once:
+            bounds = np.linspace(0, b, workers + 1).round().astype(int)
+            return list(zip(bounds[:-1].tolist(), bounds[1:].tolist())), workers
+        together = max(1, min(workers, at_once))
+        size = max(1, at_once // together)
+        return [(lo, min(b, lo + size)) for lo in range(0, b, size)], together
+
+    def traced(self, batch: int, params: dict, record: bool, at_once: int | None = None) -> bool:
         """Whether a batch of this size already has its compiled steps (else the next chunk first compiles)."""
-        parts = min(batch, self.workers if self.workers is not None else runtime.workers())
-        sizes = {len(p) for p in np.array_split(np.arange(batch), max(parts, 1))}
+        sizes = {hi - lo for lo, hi in self._partition(batch, at_once)[0]}
         return all(self._key(s, params, record) in self._concrete for s in sizes)
 
     def _step_py(self, img, epsilon, params):
@@ -153,13 +163,14 @@ class AscentLoop:
         taken = tf.range(done)
         return (done, img, losses.gather(taken), sums.gather(taken)) + ((trail.gather(taken),) if record else ())
 
-    def _run_parts(self, images: np.ndarray, n: int, epsilon, params: dict, record: bool = False, halt=None):
-        """``_steps`` on numpy images, the batch split over the worker threads when there are several.
+    def _run_parts(self, images: np.ndarray, n: int, epsilon, params: dict, record: bool = False, halt=None,
+                   at_once: int | None = None):
+        """``_steps`` on numpy images, the batch split into parts run by the worker threads, at most ``at_once``
+        images at the same time (waves of parts when the batch is larger).
 
         Returns one ``_Part`` per part of the batch (all parts did the same number of steps unless ``halt`` was
         raised during the run)."""
         b = images.shape[0]
-        parts = min(b, self.workers if self.workers is not None else runtime.workers())
         n_t = tf.constant(n, tf.int32)
         halt = _never() if halt is None else halt
         flat, treedef = tf.nest.flatten(params), params
@@ -169,17 +180,22 @@ class AscentLoop:
             out = [t.numpy() for t in self._call(tf.constant(images[lo:hi]), n_t, epsilon, p, halt, record)]
             return _Part(lo, hi, int(out[0]), *out[1:4], out[4] if record else None)
 
-        if parts <= 1:
+        bounds, together = self._partition(b, at_once)
+        if len(bounds) == 1:
             return [run(0, b)]
-        bounds = np.linspace(0, b, parts + 1).round().astype(int)
-        return [f.result() for f in [runtime.executor().submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]]
+        parts = []
+        for w in range(0, len(bounds), together):  # a wave of parts at once: memory stays within the budget
+            wave = [runtime.executor().submit(run, lo, hi) for lo, hi in bounds[w : w + together]]
+            parts += [f.result() for f in wave]
+        return parts
 
-    def _run_steps(self, images: np.ndarray, n: int, epsilon, params: dict) -> np.ndarray:
+    def _run_steps(self, images: np.ndarray, n: int, epsilon, params: dict, at_once: int | None) -> np.ndarray:
         """The images after exactly ``n`` steps (never halted)."""
-        return np.concatenate([p.images for p in self._run_parts(images, n, epsilon, params)])
+        return np.concatenate([p.images for p in self._run_parts(images, n, epsilon, params, at_once=at_once)])
 
     def run_chunk(self, images, loss_old, counters: Counters, j0: int, n: int, epsilon: tf.Tensor,
-                  criterion: float, stop_on_convergence: bool, params: dict, record: bool = False, halt=None):
+                  criterion: float, stop_on_convergence: bool, params: dict, record: bool = False, halt=None,
+                  at_once: int | None = None):
         """Up to ``n`` steps from step ``j0`` for a batch (numpy in, numpy out), with the article's tests; fewer
         when ``halt`` (a boolean tf.Variable) is raised meanwhile: the steps then end within one step.
 
@@ -197,8 +213,8 @@ class AscentLoop:
         and with ``record`` every step's images (done, B, H, W, C) (valid for the images that made that step's
         update), else None.
         """
-        parts = self._run_parts(images, n, epsilon, params, record, halt)
-        settings = (epsilon, np.float32(criterion), bool(stop_on_convergence))
+        parts = self._run_parts(images, n, epsilon, params, record, halt, at_once)
+        settings = (epsilon, np.float32(criterion), bool(stop_on_convergence), at_once)
         if len({p.done for p in parts}) == 1:
             whole = _Part(0, images.shape[0], parts[0].done, np.concatenate([p.images for p in parts]),
                           np.concatenate([p.losses for p in parts], axis=1),
@@ -225,7 +241,7 @@ class AscentLoop:
 
     def _replay(self, images, loss_old, counters: Counters, j0: int, part: _Part, settings: tuple, params: dict):
         """The article's tests replayed over the ``part.done`` steps a (sub-)batch made; see ``run_chunk``."""
-        epsilon, crit, stop = settings
+        epsilon, crit, stop, at_once = settings
         n, out, losses, sums, trail = part.done, part.images, part.losses, part.sums, part.trail
         counters = counters.copy()
         n_zero, conv_run, conv_at = counters.n_zero, counters.conv_run, counters.conv_at
@@ -275,8 +291,8 @@ class AscentLoop:
             before = trail[k - 1] if k > 0 else images
             after = trail[k]
         else:
-            before = self._run_steps(images, k, epsilon, params) if k > 0 else images
-            after = self._run_steps(before, 1, epsilon, params) if go.any() else before
+            before = self._run_steps(images, k, epsilon, params, at_once) if k > 0 else images
+            after = self._run_steps(before, 1, epsilon, params, at_once) if go.any() else before
         new = np.where(go[:, None, None, None], after, np.where(running[:, None, None, None], before, images))
         return new, loss_old, counters, k + 1, record_losses, None if trail is None else trail[: k + 1]
 
