@@ -1,5 +1,6 @@
 """OIPExplorer without a browser: construction, trait ↔ control binding, runs, stop, cancel, errors, exports."""
 
+import dataclasses
 import time
 
 import keras
@@ -9,6 +10,9 @@ from PIL import Image
 from traitlets import TraitError
 
 import oipwidgets as ow
+from oipwidgets.engine.result import status_summary
+from oipwidgets.engine.strategies import strategy_for
+from oipwidgets.widgets.controls import format_scales as controls_format_scales
 from oipwidgets.widgets.explorer import format_scales, parse_scales
 from oipwidgets.output.render import enhanced, plain
 
@@ -38,6 +42,7 @@ def test_default_construction_uses_the_shipped_model():
     assert len(ex.weight_sliders) == 4
     assert "oip-explorer" in ex._dom_classes and "oip-grid" in ex.grid.figure._dom_classes
     assert ex.grid.rows == 2 and ex.grid.cols == 9  # start + the article's 8 snapshots
+    assert ex.loss_figure.axes[1].side == "left"
 
 
 def test_user_model_with_rgb_input():
@@ -187,6 +192,7 @@ def test_bad_settings_are_refused_with_the_valid_range(explorer):
 
 
 def test_parse_and_format_scales():
+    assert format_scales is controls_format_scales  # moved to controls, still importable from explorer
     assert parse_scales("3, 7x5; 14×14") == [(3, 3), (7, 5), (14, 14)]
     assert format_scales([(3, 3), (7, 5)]) == "3x3, 7x5"
     for bad in ("", "0", "3x4x5", "a"):
@@ -242,3 +248,39 @@ def test_explorer_shows_the_top_examples_of_its_map(explorer):
     means9 = engine.activations(ow.preprocessing.to_model_input(explorer.examples))[..., 9].mean(axis=(1, 2))
     assert explorer.top_examples().map == 9
     assert explorer.examples_grid.labels.text[0] == f"{means9.max():.2f}"
+
+
+def test_finished_runs_are_summed_up_by_the_engine(explorer, monkeypatch):
+    explorer.steps = 20
+    r = explorer.run(wait=True)
+    assert explorer.status == status_summary(r)
+    engine = explorer._engine()
+    run = engine.run
+    for status, bar in [("nonfinite", "danger"), ("dead", "danger"), ("stopped", "warning")]:
+        monkeypatch.setattr(engine, "run", lambda *a, status=status, **kw: dataclasses.replace(run(*a, **kw),
+                                                                                              status=status))
+        got = explorer.run(wait=True)
+        assert got.status == status and explorer.status == status_summary(got)
+        assert explorer.progress.bar_style == bar and f'class="oip-status" style="color:' in explorer.status_line.value
+    assert explorer.status.startswith("stopped after 20 steps")
+    assert explorer.run_button.description == "Run" and explorer.stop_button.disabled
+
+
+def test_map_and_unit_indices_are_checked_against_the_layer(explorer):
+    with pytest.raises(TraitError, match=r"map index 64 is out of range: layer 'Conv2D_3' has 64 maps \(0\.\.63\)"):
+        explorer.map_index = 64
+    explorer.layer = "Dense_1"
+    with pytest.raises(TraitError, match=r"unit index 70 is out of range: layer 'Dense_1' has 70 units \(0\.\.69\)"):
+        explorer.map_index = 70
+    explorer.layer = "Conv2D_1"  # 32 maps: the map index (5) is kept, the slider follows
+    assert explorer.map_index == 5 and explorer.map_slider.max == 31 and explorer.map_slider.description == "map"
+    explorer.map_index = 31
+    explorer.layer = "MaxPool_1"
+    explorer.layer = "Dense_1"
+    assert explorer.map_index == 31
+
+
+def test_the_planned_snapshots_come_from_the_strategy(explorer):
+    for strategy in ("simple", "multiscale", "precursor"):
+        explorer.strategy = strategy
+        assert explorer._planned_snapshots() == strategy_for(strategy).snapshot_plan(explorer.steps, explorer.noise())

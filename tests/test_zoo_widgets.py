@@ -6,6 +6,7 @@ import pytest
 from traitlets import TraitError
 
 import oipwidgets as ow
+from oipwidgets.engine.result import STATUS_LABELS
 from oipwidgets.output.render import mosaic, plain
 
 
@@ -23,12 +24,12 @@ def zoo(mnist):
 
 def tiles_of(z):
     """Cut the zoo's single mosaic back into its tiles, in display order."""
-    h, w, gap, label = z._tile
-    color = np.asarray(z.heatmap.color)
-    n = len(z._order)
+    h, w, gap, label = z.mosaic.tile
+    color = np.asarray(z.mosaic.heatmap.color)
+    n = len(z.mosaic.order)
     out = []
     for i in range(n):
-        r, c = divmod(i, z.cols)
+        r, c = divmod(i, z.mosaic.cols)
         out.append(color[r * (h + label + gap) : r * (h + label + gap) + h, c * (w + gap) : c * (w + gap) + w])
     return np.stack(out)
 
@@ -44,30 +45,31 @@ def test_zoo_covers_every_map_once_with_run_layer_images(mnist, zoo):
     np.testing.assert_allclose(tiles, expected, atol=1e-5)
     # one bqplot image for the whole layer, not one figure per map
     assert sum(type(m).__name__ == "HeatMap" for m in zoo.figure.marks) == 1
-    labels = list(zoo.labels.text)
+    assert list(zoo.mosaic.hits.opacities) == [0.02]  # the click squares stay invisible before any selection
+    labels = list(zoo.mosaic.labels.text)
     for m in (0, 5, 63):
         res = r[m]
-        assert labels[m] == (f"{m}: dead" if res.dead else f"{m}: {res.final_loss:.2f}")
+        assert labels[m] == (f"{m}: {STATUS_LABELS['dead']}" if res.dead else f"{m}: {res.final_loss:.2f}")
     dead = [m for m in range(64) if r[m].dead]
-    assert dead and all(zoo.labels.colors[m] == "#d00000" for m in dead)
+    assert dead and all(zoo.mosaic.labels.colors[m] == "#d00000" for m in dead)
     assert "dead for this noise" in zoo.status
 
 
 def test_zoo_sorts_by_activation(zoo):
     zoo.sort = "activation"
     losses = zoo.result.final_losses
-    assert list(losses[zoo._order]) == sorted(losses, reverse=True)
+    assert list(losses[zoo.mosaic.order]) == sorted(losses, reverse=True)
     tiles = tiles_of(zoo)
-    np.testing.assert_allclose(tiles[0], plain(zoo.result.images[zoo._order[0]]), atol=1e-5)
-    assert zoo.labels.text[0].startswith(f"{zoo._order[0]}:")
+    np.testing.assert_allclose(tiles[0], plain(zoo.result.images[zoo.mosaic.order[0]]), atol=1e-5)
+    assert zoo.mosaic.labels.text[0].startswith(f"{zoo.mosaic.order[0]}:")
     zoo.sort = "map"
-    assert list(zoo._order) == list(range(64))
+    assert list(zoo.mosaic.order) == list(range(64))
 
 
 def test_clicking_a_tile_selects_its_map_and_shows_examples(zoo):
     zoo.sort = "activation"
-    zoo.hits.selected = [2]  # what a click on the third tile does in the browser
-    m = int(zoo._order[2])
+    zoo.mosaic.hits.selected = [2]  # what a click on the third tile does in the browser
+    m = int(zoo.mosaic.order[2])
     assert zoo.selected == m
     assert not zoo.explorer_button.disabled
     top = zoo.top_examples(m)
@@ -79,7 +81,7 @@ def test_clicking_a_tile_selects_its_map_and_shows_examples(zoo):
     zoo._show_explorer()
     assert zoo.explorer_area.children[0].map_index == m
     zoo.sort = "map"
-    assert zoo.hits.selected == [m]  # the selection follows its map when the order changes
+    assert zoo.mosaic.hits.selected == [m]  # the selection follows its map when the order changes
 
 
 def test_zoo_rerun_with_other_settings_and_errors(mnist):
@@ -87,12 +89,12 @@ def test_zoo_rerun_with_other_settings_and_errors(mnist):
     r = z.run(wait=True)
     assert len(r) == 64 and r[0].params["strategy"] == "multiscale"
     z.layer = "Conv2D_1"
-    assert z.result is None and len(z._order) == 32
+    assert z.result is None and len(z.mosaic.order) == 32
     with pytest.raises(TraitError, match="unknown layer 'Dense_1' for a zoo; layers with maps:.*Conv2D_3"):
         z.layer = "Dense_1"
-    with pytest.raises(TraitError, match="selected map 40 is out of range.*32 maps"):
+    with pytest.raises(TraitError, match=r"selected map 40 is out of range: layer 'Conv2D_1' has 32 maps \(0\.\.31\)"):
         z.selected = 40
-    with pytest.raises(TraitError, match="k must be between 1 and the number of example images \\(100\\)"):
+    with pytest.raises(TraitError, match=r"k must be a whole number from 1 to 100; got 101 \(there are 100 example"):
         z.k = 101
     with pytest.raises(ValueError, match="empty image set"):
         ow.LayerZoo(mnist, examples=np.zeros((0, 28, 28)))
@@ -118,8 +120,11 @@ def test_activation_viewer_shows_exactly_the_models_values(mnist):
     probs = mnist(x).numpy()[0]
     np.testing.assert_allclose(v.prob_bars.y, probs, rtol=1e-6)
     assert f"label {labels[12]}" in v.caption.value and f"predicted <b>{np.argmax(probs)}</b>" in v.caption.value
+    assert v.dense_figure.axes[1].side == "left" and v.prob_figure.axes[1].side == "left"
     v.layer = "Conv2D_1"
     assert len(v.maps_grid.tiles) == 32 and v.maps_grid.h == 26
+    v.colormap = "magma"
+    assert v.maps_grid.scheme == "magma"
     with pytest.raises(TraitError, match=r"image index 100 is out of range: 100 images \(0\.\.99\)"):
         v.image_index = 100
     with pytest.raises(TraitError, match="unknown conv layer 'Dense_1'"):
@@ -150,6 +155,12 @@ def test_mosaic_layout():
 def test_zoo_reruns_with_other_noise_settings(mnist):
     z = ow.LayerZoo(mnist, "Conv2D_3", steps=20, seed=1)
     assert z.noise_scales == [(3, 3), (7, 7), (14, 14), (28, 28)] and z.weights_text.value == "0.5, 0.5, 0.5, 0.5"
+    z.noise_weights = [1.0, 0.5, 0.25, 0.5]
+    z.noise_scales = [(7, 7), (14, 14), (28, 28)]  # from code: the weights follow the scales, the texts show both
+    assert z.noise_weights == [0.5, 0.25, 0.5] and z.status == "ready"
+    assert z.scales_text.value == "7x7, 14x14, 28x28" and z.weights_text.value == "0.5, 0.25, 0.5"
+    z.noise_scales, z.noise_weights = [(3, 3), (7, 7), (14, 14), (28, 28)], [0.5] * 4
+    assert z.weights_text.value == "0.5, 0.5, 0.5, 0.5" and z.status == "ready"
     first = z.run(wait=True)
     z.scales_text.value = "3, 7"
     z.weights_text.value = "1, 0.5"

@@ -11,12 +11,14 @@ import ipywidgets as widgets
 import keras
 import numpy as np
 from bqplot import Axis, Bars, Figure, LinearScale, OrdinalScale
-from traitlets import Enum, Int, TraitError, Unicode, observe, validate
+from traitlets import Enum, Int, Unicode, validate
 
 from ..models.models import load_default_model
 from ..models.preprocessing import to_model_input
 from ..engine.probe import ensure_built, probeable_layers
+from ..engine.validation import check_index
 from ..output.render import COLORMAPS, plain
+from .base import check_layer, trait_check
 from .tilegrid import TileGrid
 
 __all__ = ["ActivationViewer"]
@@ -68,35 +70,34 @@ class ActivationViewer(widgets.VBox):
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(n_out)]
         self.cols = int(cols)
         self._probes = {}
+        for name in kwargs:
+            if not self.has_trait(name):
+                raise TypeError(f"ActivationViewer has no setting {name!r}")
         super().__init__()
+        # initial values first (validated, no observer yet), then the view, then the observers
         self.layer = next((n for n in self._maps if n == "Conv2D_3"), list(self._maps)[-1])
         dense = [n for n in self._units if n != self.model.layers[-1].name] or list(self._units)
         self.dense_layer = dense[-1] if dense else ""
+        with self.hold_trait_notifications():
+            for name, value in kwargs.items():  # trait values given as keywords: ActivationViewer(image_index=3)
+                setattr(self, name, value)
         self._build()
-        for name, value in kwargs.items():
-            if not self.has_trait(name):
-                raise TypeError(f"ActivationViewer has no setting {name!r}")
-            setattr(self, name, value)
         self._update()
+        self.observe(lambda change: self._update(), names=["image_index", "layer", "dense_layer"])
+        self.observe(self._on_colormap, names="colormap")
 
     @validate("image_index")
     def _check_index(self, proposal):
         n = len(self.images)
-        if not 0 <= proposal["value"] < n:
-            raise TraitError(f"image index {proposal['value']} is out of range: {n} images (0..{n - 1})")
-        return proposal["value"]
+        return trait_check(check_index, proposal["value"], n, "image index", f"{n} images")
 
     @validate("layer")
     def _check_layer(self, proposal):
-        if proposal["value"] not in self._maps:
-            raise TraitError(f"unknown conv layer {proposal['value']!r}; layers with maps: {', '.join(self._maps)}")
-        return proposal["value"]
+        return check_layer(proposal["value"], self._maps, "conv layer", "; layers with maps")
 
     @validate("dense_layer")
     def _check_dense(self, proposal):
-        if proposal["value"] and proposal["value"] not in self._units:
-            raise TraitError(f"unknown dense layer {proposal['value']!r}; layers with units: {', '.join(self._units)}")
-        return proposal["value"]
+        return proposal["value"] and check_layer(proposal["value"], self._units, "dense layer", "; layers with units")
 
     # ------------------------------------------------------------------ numbers
     def _probe(self, name: str) -> keras.Model:
@@ -128,19 +129,20 @@ class ActivationViewer(widgets.VBox):
         self.input_grid = TileGrid(1, 1, (int(h), int(w)), scale=3.0, scheme="Greys", css_class="oip-input")
         self.caption = widgets.HTML()
         self.maps_box = widgets.Box()
+        self.maps_grid = None  # made by _update, for the shape of the layer's maps
         self.dense_x, self.dense_y = OrdinalScale(), LinearScale()
         self.dense_bars = Bars(x=np.arange(1), y=np.zeros(1, np.float32), scales={"x": self.dense_x, "y": self.dense_y},
                                colors=["#2a788e"])
         self.dense_figure = Figure(marks=[self.dense_bars], title="dense layer",
                                    axes=[Axis(scale=self.dense_x, label="unit", num_ticks=10),
-                                         Axis(scale=self.dense_y, orientation="vertical", tick_format=".2g")],
+                                         Axis(scale=self.dense_y, side="left", tick_format=".2g")],
                                    fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10},
                                    layout=widgets.Layout(width="520px", height="220px"))
         self.prob_x, self.prob_y = OrdinalScale(), LinearScale(min=0.0, max=1.0)
         self.prob_bars = Bars(x=self.class_names, y=np.zeros(len(self.class_names), np.float32),
                               scales={"x": self.prob_x, "y": self.prob_y}, colors=["#7ad151"])
         self.prob_figure = Figure(marks=[self.prob_bars], title="class probabilities",
-                                  axes=[Axis(scale=self.prob_x), Axis(scale=self.prob_y, orientation="vertical")],
+                                  axes=[Axis(scale=self.prob_x), Axis(scale=self.prob_y, side="left")],
                                   fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10},
                                   layout=widgets.Layout(width="520px", height="220px"))
         self.children = [
@@ -150,22 +152,15 @@ class ActivationViewer(widgets.VBox):
         ]
         self.add_class("oip-activations")
 
-    @observe("image_index", "layer", "dense_layer")
-    def _changed(self, change):
-        if hasattr(self, "maps_box"):
-            self._update()
-
-    @observe("colormap")
-    def _colormap_changed(self, change):
-        if hasattr(self, "maps_grid"):
-            self.maps_grid.scheme = change["new"]
+    def _on_colormap(self, change):
+        self.maps_grid.scheme = change["new"]
 
     def _update(self):
         acts = self.activations()
         maps = acts["maps"]
         h, w, n = maps.shape
         cols = min(self.cols, n)
-        grid = getattr(self, "maps_grid", None)
+        grid = self.maps_grid
         if grid is None or grid.h != h or grid.w != w or len(grid.tiles) != -(-n // cols) * cols:
             scale = max(2.0, min(12.0, 60.0 / max(h, w)))  # screen pixels per map pixel: small maps drawn larger
             grid = TileGrid(-(-n // cols), cols, (h, w), scheme=self.colormap, scale=scale, gap=6 / scale,

@@ -12,6 +12,8 @@ import numpy as np
 from bqplot import ColorScale, Figure, HeatMap, Label, LinearScale
 from ipywidgets import Layout
 
+from ..output.render import plain
+
 __all__ = ["TileGrid"]
 
 
@@ -98,6 +100,13 @@ class TileGrid:
         """All labels at once (one string per tile)."""
         labels = list(labels) + [""] * (len(self.tiles) - len(labels))
         self.labels.text = labels[: len(self.tiles)]
+
+    def show_examples(self, top, label: str, first: int = 0) -> None:
+        """The images of a ``TopK`` (raw, shown plain) on the tiles from ``first`` on, each labelled
+        ``label.format(index=..., activation=...)``."""
+        for j, (index, activation, image) in enumerate(zip(top.indices, top.activations, top.images)):
+            self.set_tile(first + j, plain(np.asarray(image, np.float32)),
+                          label.format(index=index, activation=activation))
 
     def clear(self) -> None:
         """Hide every tile and blank every label."""

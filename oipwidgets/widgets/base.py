@@ -1,0 +1,256 @@
+"""OIPWidgetBase: what the explorer and the layer zoo share.
+
+The model (default: the shipped MNIST CNN) and its layers, the example images, one engine per layer (cached), the
+background ``Worker`` with its run ids, the settings as traits with their validators (``layer``, ``noise_scales``,
+``noise_weights``, ``epsilon``, ``steps``, ``strategy``, ``seed``, ``colormap``), the read-only ``status`` and
+``running``, the status line, and the skeleton of a run (``run``: check, cancel, start; ``_on_done``: show the
+result or the error).
+
+Construction follows ipywidgets' order, so no observer ever sees a half-built widget: plain attributes first, then
+the initial trait values (validated, no observer attached yet), then the view (``_build``), then the observers
+(``_connect``).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import ipywidgets as widgets
+import keras
+import numpy as np
+from traitlets import Bool, Enum, Float, Int, List, TraitError, Tuple, Unicode, validate
+
+from ..engine.engine import MAX_EPSILON, OIPEngine
+from ..engine.examples import default_examples, top_k_all
+from ..engine.noise import DEFAULT_WEIGHTS, MultiScaleNoise
+from ..engine.strategies import STRATEGIES
+from ..engine.validation import check_float, check_int, check_index
+from ..models.models import load_default_model
+from ..output.render import COLORMAPS
+from .controls import run_buttons, status_html, weights_for
+from .worker import RunsInBackground, Worker
+
+__all__ = ["OIPWidgetBase", "trait_check", "check_layer"]
+
+
+def trait_check(check, *args, **kwargs):
+    """``check(*args, **kwargs)`` (one of ``engine.validation``'s checks) with its ValueError as a TraitError."""
+    try:
+        return check(*args, **kwargs)
+    except ValueError as exc:
+        raise TraitError(str(exc)) from None
+
+
+def check_layer(name: str, layers, what: str = "layer", valid: str = "; valid layers") -> str:
+    """``name`` if it is one of ``layers``, else a TraitError listing them: "unknown {what} 'x'{valid}: a, b"."""
+    if name not in layers:
+        raise TraitError(f"unknown {what} {name!r}{valid}: {', '.join(layers)}")
+    return name
+
+
+class OIPWidgetBase(RunsInBackground, widgets.VBox):
+    """Base of the widgets that run the engine on one layer of a model: settings, engines, worker, status.
+
+    A subclass declares its ``result`` trait and provides ``_build`` (the view: it calls ``_build_run_controls``),
+    ``_start(engine, noise, run_id)`` (prepare the view, return the job), ``_show_result(result)`` and
+    ``_show_noise()``; it may extend ``_connect`` (call ``super()._connect()``) and ``_show_error``.
+    """
+
+    layer = Unicode(help="name of the probed layer")
+    noise_scales = List(Tuple(Int(), Int()), help="(rows, cols) grids of the start noise, coarse to fine")
+    noise_weights = List(Float(), help="one weight >= 0 per noise scale")
+    epsilon = Float(0.01, help="step size")
+    steps = Int(400, help="ascent steps (last stage for multiscale)")
+    strategy = Enum(tuple(STRATEGIES), default_value="simple", help="'simple', 'multiscale' or 'precursor'")
+    seed = Int(0, help="seed of the start noise")
+    colormap = Enum(COLORMAPS, default_value="viridis")
+    status = Unicode("ready", read_only=True)
+    running = Bool(False, read_only=True)
+
+    #: which layers the widget offers ("maps": 4-D outputs, "units": 2-D), and how errors name them
+    _layer_kinds = ("maps", "units")
+    _layers_text = "; valid layers"
+    _no_layers = "this model has no layer with maps or units to explore"
+    _worker_name = "oipwidgets-worker"
+
+    def __init__(self, model: keras.Model | None = None, layer=None, *, input_shape=None, examples=None, **kwargs):
+        for name in kwargs:
+            if not self.has_trait(name):
+                raise TypeError(f"{type(self).__name__} has no setting {name!r}")
+        self.model = load_default_model("mnist") if model is None else model
+        self._input_shape = input_shape
+        infos = OIPEngine.layers(self.model, input_shape)
+        self._infos = {i.name: i for i in infos if i.kind in self._layer_kinds}
+        if not self._infos:
+            raise ValueError(self._no_layers.format(model=self.model.name))
+        self.examples = default_examples(self.model) if examples is None else np.asarray(examples)
+        if self.examples is not None and len(self.examples) == 0:
+            raise ValueError("examples is an empty image set; give at least one image or None")
+        self._engines: dict[str, OIPEngine] = {}
+        self._topk: dict[tuple[str, int], list] = {}
+        self._worker = Worker(self._worker_name)
+        self._run_id = 0
+        self._draw_lock = threading.Lock()
+        super().__init__()
+        self.layer = self._default_layer() if layer is None or layer == "" else self._layer_name(layer)
+        self._set_initial(kwargs)
+        self._build()
+        self._connect()
+
+    def _default_layer(self) -> str:
+        maps = [n for n, i in self._infos.items() if i.kind == "maps"]
+        return "Conv2D_3" if "Conv2D_3" in self._infos else (maps[-1] if maps else next(iter(self._infos)))
+
+    def _layer_name(self, layer) -> str:
+        return layer if isinstance(layer, str) else self.model.layers[layer].name
+
+    def _set_initial(self, given: dict) -> None:
+        """The default noise for the image size, then the trait values given as keywords (all validated); no
+        observer is attached yet. Scales given without weights get weights as if set afterwards."""
+        h, w, _ = self._engine().input_shape
+        scales, weights = list(MultiScaleNoise.for_size(h, w).scales), list(DEFAULT_WEIGHTS)
+        with self.hold_trait_notifications():
+            self.noise_scales, self.noise_weights = scales, weights
+            for name, value in given.items():
+                setattr(self, name, value)
+            if "noise_scales" in given and "noise_weights" not in given:
+                self.noise_weights = weights_for(self.noise_scales, scales, weights)
+
+    def _connect(self) -> None:
+        """Attach the observers (after ``_build``: they may use every control)."""
+        self.observe(self._on_noise_scales, names="noise_scales")
+        self.observe(lambda change: self._show_noise(), names="noise_weights")
+
+    # ------------------------------------------------------------------ validation of the settings
+    @validate("layer")
+    def _check_layer(self, proposal):
+        return check_layer(proposal["value"], self._infos, valid=self._layers_text)
+
+    @validate("steps")
+    def _check_steps(self, proposal):
+        return trait_check(check_int, proposal["value"], "steps")
+
+    @validate("seed")
+    def _check_seed(self, proposal):
+        return trait_check(check_int, proposal["value"], "seed", low=0)
+
+    @validate("epsilon")
+    def _check_epsilon(self, proposal):
+        return trait_check(check_float, proposal["value"], "epsilon", high=MAX_EPSILON)
+
+    @validate("noise_scales")
+    def _check_scales(self, proposal):
+        return [tuple(trait_check(check_int, v, "each noise grid side") for v in s) for s in proposal["value"]]
+
+    @validate("noise_weights")
+    def _check_weights(self, proposal):
+        return [trait_check(check_float, v, "each noise weight", positive=False) for v in proposal["value"]]
+
+    def _check_map(self, value, what: str = "map index"):
+        """``value`` as an index into the maps (or units) of the current layer, else a TraitError with the range."""
+        info = self._infos[self.layer]
+        kind = "map" if info.kind == "maps" else "unit"
+        return trait_check(check_index, value, info.size, what.replace("map", kind, 1),
+                           f"layer {self.layer!r} has {info.size} {kind}s")
+
+    # ------------------------------------------------------------------ noise, engines, examples
+    def noise(self) -> MultiScaleNoise:
+        """The start noise of the current settings (ValueError naming the problem when they do not fit)."""
+        return MultiScaleNoise(scales=tuple(self.noise_scales), weights=tuple(self.noise_weights))
+
+    def _on_noise_scales(self, change):
+        self.noise_weights = weights_for(change["new"], change["old"], self.noise_weights)
+        self._show_noise()
+
+    def _engine(self, layer: str | None = None) -> OIPEngine:
+        name = layer or self.layer
+        if name not in self._engines:
+            self._engines[name] = OIPEngine(self.model, name, input_shape=self._input_shape)
+        return self._engines[name]
+
+    def _top_k(self, k: int) -> list:
+        """The ``TopK`` of every map of the current layer among the examples (computed once per layer and k)."""
+        key = (self.layer, k)
+        if key not in self._topk:
+            self._topk[key] = top_k_all(self._engine(), None, self.examples, k=k)
+        return self._topk[key]
+
+    @property
+    def _kind(self) -> str:
+        """'map' or 'unit': what the current layer has."""
+        return "map" if self._infos[self.layer].kind == "maps" else "unit"
+
+    # ------------------------------------------------------------------ status line
+    def _build_run_controls(self, button_width: str | None = None, progress_width: str = "100%") -> None:
+        """Run and Stop buttons, the progress bar and the status line."""
+        self.run_button, self.stop_button = run_buttons(self, button_width)
+        self.progress = widgets.FloatProgress(min=0.0, max=1.0, value=0.0, layout=widgets.Layout(width=progress_width))
+        self.status_line = widgets.HTML(value="ready", layout=widgets.Layout(width="100%"))
+
+    def _set_status(self, text: str, kind: str = "") -> None:
+        """Set ``status`` and the status line (coloured by ``kind``: "error", "dead", "stopped", ...)."""
+        self.set_trait("status", text)
+        self.status_line.value = status_html(text, kind)
+
+    def _report(self, error: Exception) -> None:
+        """A refused setting: shown on the status line, nothing else changes."""
+        self._set_status(f"error: {error}", "error")
+
+    def _show_error(self, error: BaseException) -> None:
+        """A run that could not start or that failed."""
+        self._set_status(f"error: {type(error).__name__}: {error}", "error")
+        self.progress.bar_style = "danger"
+
+    # ------------------------------------------------------------------ running
+    def run(self, wait: bool = False):
+        """Start a run with the current settings (cancelling a running one); with ``wait`` block and return the result.
+
+        An error is shown in the status line; with ``wait=True`` it is also raised here.
+        """
+        try:
+            engine, noise = self._engine(), self.noise()
+        except ValueError as exc:
+            self._show_error(exc)
+            if wait:
+                raise
+            return None
+        self._worker.cancel(wait=True)
+        self._run_id += 1
+        run_id = self._run_id
+        self.set_trait("running", True)
+        self.run_button.description = "Restart"
+        self.stop_button.disabled = False
+        self.progress.value, self.progress.bar_style = 0.0, ""
+        job = self._start(engine, noise, run_id)
+        return self._launch(job, run_id, wait)
+
+    def _cancel_running(self) -> None:
+        """Settings that change what is computed cancel a running run (what it did stays as ``result``)."""
+        if self._worker.busy:
+            self._worker.cancel(wait=True)
+
+    def _on_done(self, result, error, run_id):
+        if run_id != self._run_id:
+            return
+        with self._draw_lock:
+            self.set_trait("running", False)
+            self.run_button.description = "Run"
+            self.stop_button.disabled = True
+            if error is not None:
+                self._show_error(error)
+                return
+            self.set_trait("result", result)
+            self._show_result(result)
+
+    # ------------------------------------------------------------------ provided by the widgets
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def _start(self, engine: OIPEngine, noise: MultiScaleNoise, run_id: int):
+        raise NotImplementedError
+
+    def _show_result(self, result) -> None:
+        raise NotImplementedError
+
+    def _show_noise(self) -> None:
+        raise NotImplementedError

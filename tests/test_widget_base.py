@@ -1,0 +1,100 @@
+"""What OIPExplorer and LayerZoo share (OIPWidgetBase, widgets/controls.py): settings and their checks, the order of
+construction (initial values, view, then observers), controls bound to traits, the noise text helpers."""
+
+import pytest
+from traitlets import TraitError
+
+import oipwidgets as ow
+from oipwidgets.engine.engine import MAX_EPSILON
+from oipwidgets.widgets.base import OIPWidgetBase
+from oipwidgets.widgets.controls import format_weights, parse_weights, weights_for
+
+WIDGETS = [ow.OIPExplorer, ow.LayerZoo]
+
+
+@pytest.mark.parametrize("cls", WIDGETS)
+def test_settings_are_checked_with_the_valid_range(cls, mnist):
+    w = cls(mnist, seed=3)
+    assert isinstance(w, OIPWidgetBase)
+    refused = [
+        ("seed", -1, r"seed must be a whole number >= 0; got -1"),
+        ("steps", 0, r"steps must be a whole number >= 1; got 0"),
+        ("epsilon", 0.0, r"epsilon must be a finite number > 0 and <= 1000; got 0\.0"),
+        ("epsilon", MAX_EPSILON * 2, r"epsilon must be a finite number > 0 and <= 1000; got 2000\.0"),
+        ("epsilon", float("nan"), r"epsilon must be a finite number > 0"),
+        ("noise_weights", [0.5, -1.0, 0.5, 0.5], r"each noise weight must be a finite number >= 0; got -1\.0"),
+        ("noise_scales", [(3, 3), (0, 7)], r"each noise grid side must be a whole number >= 1; got 0"),
+    ]
+    for name, value, message in refused:
+        before = getattr(w, name)
+        with pytest.raises(TraitError, match=message):
+            setattr(w, name, value)
+        assert getattr(w, name) == before or name == "epsilon"  # nan != nan
+    assert w.seed == 3 and w.steps == 400 and w.epsilon == 0.01
+    with pytest.raises(TraitError, match="seed must be a whole number >= 0"):
+        cls(mnist, seed=-5)
+    with pytest.raises(TypeError, match=f"{cls.__name__} has no setting 'colour'"):
+        cls(mnist, colour="red")
+
+
+@pytest.mark.parametrize("cls", WIDGETS)
+def test_no_observer_runs_before_the_view_exists(cls, mnist, monkeypatch):
+    """Trait values given as keywords are set (and checked) before the view is built; observers are attached
+    after it, so none runs on a half-built widget, and the view shows the given values from the start."""
+    events = []
+    build, connect = cls._build, cls._connect
+    monkeypatch.setattr(cls, "_build", lambda self: (events.append("build"), build(self)))
+    monkeypatch.setattr(cls, "_connect", lambda self: (events.append("connect"), connect(self)))
+    monkeypatch.setattr(cls, "_on_layer", lambda self, change: events.append("layer"))
+    monkeypatch.setattr(OIPWidgetBase, "_on_noise_scales", lambda self, change: events.append("scales"))
+    w = cls(mnist, "Conv2D_2", seed=7, steps=30, strategy="multiscale", colormap="magma",
+            noise_scales=[(3, 3), (14, 14)])
+    assert events == ["build", "connect"]  # no observer ran during construction
+    assert w.layer == "Conv2D_2" and w.layer_dropdown.value == "Conv2D_2"
+    assert w.seed_text.value == 7 and w.steps_text.value == 30 and w.strategy_dropdown.value == "multiscale"
+    assert w.noise_scales == [(3, 3), (14, 14)] and w.noise_weights == [0.5, 0.5]  # weights follow the scales
+    assert w.scales_text.value == "3x3, 14x14"
+    w.layer = "Conv2D_3"
+    w.noise_scales = [(7, 7)]
+    assert events[2:] == ["layer", "scales"]  # attached once, after the view
+
+
+@pytest.mark.parametrize("cls", WIDGETS)
+def test_a_value_typed_into_a_control_that_is_refused_shows_on_the_status_line(cls, mnist):
+    w = cls(mnist, seed=4)
+    w.seed_text.value = -2  # what typing -2 into the box does
+    assert w.seed == 4 and w.seed_text.value == 4  # refused, the box shows the setting again
+    assert w.status == "error: seed must be a whole number >= 0; got -2"
+    assert "#b00020" in w.status_line.value and "oip-status" in w.status_line.value
+    w.seed_text.value = 9
+    assert w.seed == 9
+    w.steps = 77
+    assert w.steps_text.value == 77
+
+
+@pytest.mark.parametrize("cls", WIDGETS)
+def test_run_refuses_noise_that_does_not_fit(cls, mnist):
+    w = cls(mnist, steps=5)
+    w.noise_weights = [0.0, 0.0, 0.0, 0.0]
+    assert w.run() is None and not w.running
+    assert w.status == ("error: ValueError: at least one weight must be > 0 (all weights are zero: "
+                        "(0.0, 0.0, 0.0, 0.0)).")
+    assert w.progress.bar_style == "danger"
+    with pytest.raises(ValueError, match="at least one weight must be > 0"):
+        w.run(wait=True)
+
+
+def test_the_engine_cache_and_default_model():
+    ex = ow.OIPExplorer()  # the shipped MNIST model
+    assert ex._engine() is ex._engine("Conv2D_3") and ex._engine("Conv2D_1").layer.name == "Conv2D_1"
+    index = ex.model.layers.index(ex.model.get_layer("Conv2D_1"))
+    assert ow.LayerZoo(ex.model, index).layer == "Conv2D_1"  # a layer by index, as for the explorer
+
+
+def test_weights_follow_the_scales():
+    old = [(3, 3), (7, 7), (14, 14), (28, 28)]
+    assert weights_for([(7, 7), (5, 5)], old, [1.0, 0.25, 0.5, 0.5]) == [0.25, 0.5]  # kept, new one 0.5
+    assert weights_for([(4, 4), (9, 9)], old, [1.0, 2.0]) == [1.0, 2.0]  # already set for the new scales
+    assert parse_weights("1, 0.5; 0") == [1.0, 0.5, 0.0] and format_weights([1.0, 0.5]) == "1, 0.5"
+    with pytest.raises(ValueError, match="cannot read noise weight 'x'"):
+        parse_weights("1, x")
