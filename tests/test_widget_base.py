@@ -98,3 +98,15 @@ def test_weights_follow_the_scales():
     assert parse_weights("1, 0.5; 0") == [1.0, 0.5, 0.0] and format_weights([1.0, 0.5]) == "1, 0.5"
     with pytest.raises(ValueError, match="cannot read noise weight 'x'"):
         parse_weights("1, x")
+
+
+def test_layers_by_index_and_zoo_columns_are_checked(mnist):
+    names = [layer.name for layer in mnist.layers]
+    assert ow.OIPExplorer(mnist, layer=names.index("Conv2D_2")).layer == "Conv2D_2"
+    with pytest.raises(TraitError, match=r"layer 99 is not one this widget can show.*Conv2D_3 \(5\)"):
+        ow.OIPExplorer(mnist, layer=99)
+    with pytest.raises(TraitError, match=r"layer 0 is not one this widget can show.*Conv2D_1"):
+        ow.LayerZoo(mnist, 0)  # the input layer: no maps (it used to fall back to Conv2D_3 silently)
+    for cols in (0, -2, 1.5):
+        with pytest.raises(TraitError, match="cols must be a whole number >= 1"):
+            ow.LayerZoo(mnist, cols=cols)

@@ -24,7 +24,7 @@ from ..engine.engine import MAX_EPSILON, OIPEngine
 from ..engine.examples import default_examples, top_k_all
 from ..engine.noise import DEFAULT_WEIGHTS, MultiScaleNoise
 from ..engine.strategies import STRATEGIES
-from ..engine.validation import check_float, check_int, check_index
+from ..engine.validation import check_float, check_index, check_int, is_int
 from ..models.models import load_default_model
 from ..output.render import COLORMAPS
 from .controls import run_buttons, status_html, weights_for
@@ -102,7 +102,15 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         return "Conv2D_3" if "Conv2D_3" in self._infos else (maps[-1] if maps else next(iter(self._infos)))
 
     def _layer_name(self, layer) -> str:
-        return layer if isinstance(layer, str) else self.model.layers[layer].name
+        """A layer given by name or by index into ``model.layers``; a bad index names the valid ones."""
+        if isinstance(layer, str):
+            return layer
+        names = list(self._infos)
+        indices = [i.index for i in self._infos.values()]
+        if not is_int(layer) or int(layer) not in indices:
+            raise TraitError(f"layer {layer!r} is not one this widget can show; give a name or an index into "
+                             f"model.layers: {', '.join(f'{n} ({k})' for n, k in zip(names, indices))}")
+        return self.model.layers[int(layer)].name
 
     def _set_initial(self, given: dict) -> None:
         """The default noise for the image size, then the trait values given as keywords (all validated); no

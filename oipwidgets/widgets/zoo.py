@@ -53,7 +53,7 @@ class LayerZoo(OIPWidgetBase):
 
     def __init__(self, model: keras.Model | None = None, layer: str | None = None, *, examples=None, cols: int = 8,
                  input_shape=None, **kwargs):
-        self.cols = int(cols)
+        self.cols = trait_check(check_int, cols, "cols")
         self._syncing = False  # True while the noise texts and traits are being synced (one direction at a time)
         super().__init__(model, layer, input_shape=input_shape, examples=examples, **kwargs)
 
