@@ -110,3 +110,17 @@ def test_layers_by_index_and_zoo_columns_are_checked(mnist):
     for cols in (0, -2, 1.5):
         with pytest.raises(TraitError, match="cols must be a whole number >= 1"):
             ow.LayerZoo(mnist, cols=cols)
+
+
+def test_map_changes_and_tile_clicks_keep_the_widget_count_flat(mnist):
+    import ipywidgets
+
+    explorer, zoo = ow.OIPExplorer(mnist), ow.LayerZoo(mnist)
+    for i in range(3):  # the first changes build what is then reused
+        explorer.map_index, zoo.selected = i, i
+    before = len(ipywidgets.Widget.widgets)
+    for i in range(40):
+        explorer.map_index = (7 * i) % 64
+        zoo.selected = (5 * i) % 64
+    assert len(ipywidgets.Widget.widgets) == before
+    assert list(explorer.examples_grid.labels.text) == [f"{a:.2f}" for a in explorer.top_examples().activations]

@@ -24,7 +24,7 @@ from ..output.render import enhanced, plain
 from .base import OIPWidgetBase
 from .controls import add_setting_controls, format_scales, parse_scales
 from .exports import ExportsResult
-from .tilegrid import TileGrid
+from .tilegrid import TileGrid, reuse_grid
 
 __all__ = ["OIPExplorer", "parse_scales", "format_scales"]
 
@@ -104,6 +104,7 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             layout=widgets.Layout(width="345px"),
         )
         self.examples_box = widgets.VBox()
+        self.examples_grid, self.examples_title = None, widgets.HTML()
         self.children = [
             widgets.HBox([controls, widgets.VBox([self.grid_box, self.loss_figure, self.examples_box])]),
             self.status_line,
@@ -186,15 +187,13 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             self.examples_box.children = []
             return
         h, w, _ = self._engine().input_shape
-        grid = TileGrid(1, len(top.indices), (h, w), scheme="Greys", scale=1.5, label_space=10,
-                        css_class="oip-examples")
+        grid = reuse_grid(self.examples_grid, 1, len(top.indices), (h, w), scheme="Greys", scale=1.5,
+                          label_space=10, css_class="oip-examples")
         grid.show_examples(top, "{activation:.2f}")
         self.examples_grid = grid
-        self.examples_box.children = [
-            widgets.HTML(f"<small>the {len(top.indices)} example images that activate {self._kind} {self.map_index} "
-                         "most (mean activation below each)</small>"),
-            grid.figure,
-        ]
+        self.examples_title.value = (f"<small>the {len(top.indices)} example images that activate {self._kind} "
+                                     f"{self.map_index} most (mean activation below each)</small>")
+        self.examples_box.children = [self.examples_title, grid.figure]
 
     # ------------------------------------------------------------------ running
     def _planned_snapshots(self) -> list[int]:

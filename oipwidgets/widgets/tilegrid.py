@@ -14,7 +14,7 @@ from ipywidgets import Layout
 
 from ..output.render import plain
 
-__all__ = ["TileGrid"]
+__all__ = ["TileGrid", "reuse_grid"]
 
 
 class TileGrid:
@@ -108,6 +108,16 @@ class TileGrid:
             self.set_tile(first + j, plain(np.asarray(image, np.float32)),
                           label.format(index=index, activation=activation))
 
+    def close(self) -> None:
+        """Close every widget of the grid (tiles, labels, scales, figure): a grid that is replaced leaves nothing
+        behind in the kernel or the browser."""
+        for w in (*self.tiles, self.labels, self.xs, self.ys, self.colors, self.figure):
+            w.close()
+
+    def fits(self, rows: int, cols: int, tile_shape) -> bool:
+        """Whether this grid has ``rows`` × ``cols`` tiles of ``tile_shape`` (h, w), so it can be reused."""
+        return (self.rows, self.cols, self.h, self.w) == (int(rows), int(cols), *(int(s) for s in tile_shape))
+
     def clear(self) -> None:
         """Hide every tile and blank every label."""
         with self.figure.hold_sync():
@@ -126,3 +136,14 @@ class TileGrid:
     def shown(self) -> list[int]:
         """Indices of the visible tiles."""
         return [i for i, t in enumerate(self.tiles) if t.visible]
+
+
+def reuse_grid(old: TileGrid | None, rows: int, cols: int, tile_shape, **kwargs) -> TileGrid:
+    """``old``, cleared, when it has this layout; else a new ``TileGrid`` (and ``old``'s widgets closed). Views that
+    redraw often (a map change, a tile click) keep the number of live widgets flat this way."""
+    if old is not None and old.fits(rows, cols, tile_shape):
+        old.clear()
+        return old
+    if old is not None:
+        old.close()
+    return TileGrid(rows, cols, tile_shape, **kwargs)

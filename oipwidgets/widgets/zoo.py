@@ -22,7 +22,7 @@ from ..output.render import enhanced, plain
 from .base import OIPWidgetBase, trait_check
 from .controls import add_setting_controls, format_scales, format_weights, parse_scales, parse_weights
 from .mosaic import Mosaic
-from .tilegrid import TileGrid
+from .tilegrid import reuse_grid
 
 __all__ = ["LayerZoo"]
 
@@ -92,6 +92,7 @@ class LayerZoo(OIPWidgetBase):
         self.mosaic.on_click(self._on_tile_click)
         self.figure = self.mosaic.figure
         self.detail_box = widgets.VBox()
+        self.detail_grid, self.detail_title = None, widgets.HTML()
         self.explorer_area = widgets.VBox()
         self._layout_mosaic(np.arange(self._infos[self.layer].size))
         self.children = [
@@ -230,17 +231,18 @@ class LayerZoo(OIPWidgetBase):
         h, w, _ = self._engine().input_shape
         top = self.top_examples(m)
         n_ex = 0 if top is None else len(top.indices)
-        grid = TileGrid(1, 1 + n_ex, (h, w), scheme=self.colormap, scale=2.0, css_class="oip-zoo-detail")
+        grid = reuse_grid(self.detail_grid, 1, 1 + n_ex, (h, w), scheme=self.colormap, scale=2.0,
+                          css_class="oip-zoo-detail")
         if self.result is not None:
             r = self.result[m]
             grid.set_tile(0, plain(r.image), f"OIP {STATUS_LABELS[r.status]}" if r.status in NO_LOSS
                           else f"OIP {r.final_loss:.2f}")
         if top is not None:
             grid.show_examples(top, "#{index}: {activation:.2f}", first=1)
-        title = widgets.HTML(f"<b>map {m} of {html.escape(self.layer)}</b>: its OIP"
-                             + (f" and the {n_ex} example images that activate it most" if n_ex else ""))
+        self.detail_title.value = (f"<b>map {m} of {html.escape(self.layer)}</b>: its OIP"
+                                   + (f" and the {n_ex} example images that activate it most" if n_ex else ""))
         self.detail_grid = grid
-        self.detail_box.children = [title, grid.figure]
+        self.detail_box.children = [self.detail_title, grid.figure]
 
     def open_explorer(self, map_index: int | None = None):
         """An ``OIPExplorer`` on the same model, layer and settings, set to ``map_index`` (default: the selected map)."""
