@@ -124,3 +124,77 @@ def test_map_changes_and_tile_clicks_keep_the_widget_count_flat(mnist):
         zoo.selected = (5 * i) % 64
     assert len(ipywidgets.Widget.widgets) == before
     assert list(explorer.examples_grid.labels.text) == [f"{a:.2f}" for a in explorer.top_examples().activations]
+
+
+def test_close_stops_the_run_and_closes_every_widget_it_made(mnist):
+    import threading
+    import time
+
+    import ipywidgets
+
+    before = len(ipywidgets.Widget.widgets)
+    threads = threading.active_count()
+    explorer = ow.OIPExplorer(mnist, steps=1_000_000)
+    explorer.run()
+    time.sleep(0.5)
+    assert explorer.running
+    t0 = time.perf_counter()
+    explorer.close()
+    assert time.perf_counter() - t0 < 2.0
+    assert not explorer._worker.busy
+    assert len(ipywidgets.Widget.widgets) <= before  # everything it made is closed
+    time.sleep(0.1)
+    assert threading.active_count() <= threads
+
+
+def test_a_new_run_never_blocks_the_kernel_and_never_overlaps_the_old_one(mnist):
+    import threading
+    import time
+
+    explorer = ow.OIPExplorer(mnist, steps=1_000_000)
+    running = []
+    lock = threading.Lock()
+    engine = explorer._engine()
+    original = engine.run
+
+    def tracked(*args, **kwargs):
+        with lock:
+            running.append(1)
+            assert len(running) == 1, "two runs at once"
+        try:
+            time.sleep(0.3)  # a slow start: the old run is still busy when the new one is asked for
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                running.pop()
+
+    engine.run = tracked
+    explorer.run()
+    time.sleep(0.1)
+    t0 = time.perf_counter()
+    explorer.steps = 20
+    explorer.run()  # cancels the first; must not wait for it here
+    assert time.perf_counter() - t0 < 0.25
+    result = explorer.wait(30)
+    assert result is not None and result.params["steps"] == 20 and not explorer.running
+    explorer.close()
+
+
+def test_an_interrupt_during_run_wait_stops_the_run(mnist):
+    import os
+    import signal
+    import threading
+    import time
+
+    explorer = ow.OIPExplorer(mnist, steps=1_000_000, map_index=5, seed=1)
+    threading.Timer(0.8, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # what Ctrl-C / Interrupt sends
+    with pytest.raises(KeyboardInterrupt):
+        explorer.run(wait=True)
+    deadline = time.monotonic() + 3
+    while explorer.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not explorer._worker.busy and not explorer.running
+    assert explorer.result is not None and explorer.result.status == "stopped"
+    explorer.steps = 30  # and the widget runs again as before
+    assert explorer.run(wait=True).params["steps"] == 30
+    explorer.close()

@@ -30,7 +30,7 @@ from ..output.render import COLORMAPS
 from .controls import run_buttons, status_html, weights_for
 from .worker import RunsInBackground, Worker
 
-__all__ = ["OIPWidgetBase", "trait_check", "check_layer"]
+__all__ = ["OIPWidgetBase", "trait_check", "check_layer", "close_tree"]
 
 
 def trait_check(check, *args, **kwargs):
@@ -46,6 +46,22 @@ def check_layer(name: str, layers, what: str = "layer", valid: str = "; valid la
     if name not in layers:
         raise TraitError(f"unknown {what} {name!r}{valid}: {', '.join(layers)}")
     return name
+
+
+def close_tree(widget: widgets.Widget) -> None:
+    """Close ``widget`` and every widget reachable through its synced traits (children, marks, scales, axes,
+    layouts), each once."""
+    seen, todo = set(), [widget]
+    while todo:
+        w = todo.pop()
+        if id(w) in seen:
+            continue
+        seen.add(id(w))
+        for name in w.keys:
+            value = getattr(w, name, None)
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            todo += [v for v in items if isinstance(v, widgets.Widget)]
+        widgets.Widget.close(w)
 
 
 class OIPWidgetBase(RunsInBackground, widgets.VBox):
@@ -222,7 +238,6 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
             if wait:
                 raise
             return None
-        self._worker.cancel(wait=True)
         self._run_id += 1
         run_id = self._run_id
         self.set_trait("running", True)
@@ -231,6 +246,13 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         self.progress.value, self.progress.bar_style = 0.0, ""
         job = self._start(engine, noise, run_id)
         return self._launch(job, run_id, wait)
+
+    def close(self) -> None:
+        """Stop the run and wait for it (a few seconds at most), then close this widget and every widget it made
+        (controls, figures, marks, scales), so nothing is left running or registered in the kernel."""
+        self._run_id += 1  # a run that still ends draws nothing
+        self._worker.cancel(wait=True, timeout=5.0)
+        close_tree(self)
 
     def _cancel_running(self) -> None:
         """Settings that change what is computed cancel a running run (what it did stays as ``result``)."""

@@ -26,12 +26,16 @@ class Worker:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self, job, on_done=None) -> threading.Event:
-        """Cancel any running job, then start ``job`` in a new daemon thread; returns its cancel event."""
+        """Cancel any running job and start ``job`` in a new daemon thread, which first waits for the old one to
+        end: two jobs never run at once, and the caller (the kernel thread) never waits. Returns the cancel event."""
         with self._lock:
-            self.cancel(wait=True)
+            previous = self._thread
+            self.cancel(wait=False)
             cancel = threading.Event()
 
             def body():
+                if previous is not None:
+                    previous.join()
                 value, error = None, None
                 try:
                     value = job(cancel)
@@ -47,8 +51,9 @@ class Worker:
             self._thread.start()
             return cancel
 
-    def cancel(self, wait: bool = True, timeout: float = 10.0) -> None:
-        """Ask the running job to stop; with ``wait``, block until its thread has ended (up to ``timeout`` s)."""
+    def cancel(self, wait: bool = True, timeout: float = 0.2) -> None:
+        """Ask the running job to stop; with ``wait``, block until its thread has ended, at most ``timeout`` s (a
+        stop takes effect within one step; a longer step finishes in the background)."""
         if self._cancel is not None:
             self._cancel.set()
         if wait and self._thread is not None and self._thread is not threading.current_thread():
@@ -75,7 +80,11 @@ class RunsInBackground:
     def _launch(self, job, run_id: int, wait: bool):
         self._worker.start(job, lambda value, error: self._on_done(value, error, run_id))
         if wait:
-            self._worker.outcome()  # raises what the run raised
+            try:
+                self._worker.outcome()  # raises what the run raised
+            except KeyboardInterrupt:  # Ctrl-C / the notebook's interrupt: the run stops too
+                self._worker.cancel(wait=True, timeout=2.0)
+                raise
             return self.result
         return None
 
