@@ -1,6 +1,7 @@
 """What OIPExplorer and LayerZoo share (OIPWidgetBase, widgets/controls.py): settings and their checks, the order of
 construction (initial values, view, then observers), controls bound to traits, the noise text helpers."""
 
+import numpy as np
 import pytest
 from traitlets import TraitError
 
@@ -198,3 +199,21 @@ def test_an_interrupt_during_run_wait_stops_the_run(mnist):
     explorer.steps = 30  # and the widget runs again as before
     assert explorer.run(wait=True).params["steps"] == 30
     explorer.close()
+
+
+def test_the_status_line_says_compiling_while_the_first_chunk_compiles():
+    import keras
+
+    model = keras.Sequential([keras.Input((20, 20, 3)), keras.layers.Conv2D(6, 3, activation="relu", name="c")])
+    explorer = ow.OIPExplorer(model, steps=15)
+    shown = []
+    explorer.observe(lambda change: shown.append(change["new"]), names="status")
+    result = explorer.run(wait=True)
+    compiling = [s for s in shown if s.startswith("compiling")]
+    assert len(compiling) == 1 and shown.index(compiling[0]) > 0  # after "running: …", before the result
+    assert shown[shown.index(compiling[0]) + 1].startswith("running")
+    assert explorer.status.startswith(("done", "converged", "dead")) and result.steps > 0
+    assert not np.isnan(explorer.loss_line.y).any()  # the compiling report adds no point to the curve
+    shown.clear()
+    explorer.run(wait=True)  # compiled now: no such message
+    assert not [s for s in shown if s.startswith("compiling")]

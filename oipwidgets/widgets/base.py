@@ -107,6 +107,7 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         self._worker = Worker(self._worker_name)
         self._run_id = 0
         self._draw_lock = threading.Lock()
+        self._status_before_compiling: str | None = None
         super().__init__()
         self.layer = self._default_layer() if layer is None or layer == "" else self._layer_name(layer)
         self._set_initial(kwargs)
@@ -215,6 +216,19 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         """Set ``status`` and the status line (coloured by ``kind``: "error", "dead", "stopped", ...)."""
         self.set_trait("status", text)
         self.status_line.value = status_html(text, kind)
+
+    def _note_compiling(self, progress) -> bool:
+        """Status line for a progress report: "compiling…" while the next chunk first compiles (a long wait on large
+        models; Stop is honoured when it returns), the run's own text again after. True for a compiling report,
+        which carries no new numbers."""
+        if progress.compiling:
+            self._status_before_compiling = self.status
+            self._set_status("compiling the ascent for this model and batch size (first run only)…")
+            return True
+        if self._status_before_compiling is not None:
+            self._set_status(self._status_before_compiling)
+            self._status_before_compiling = None
+        return False
 
     def _report(self, error: Exception) -> None:
         """A refused setting: shown on the status line, nothing else changes."""

@@ -232,7 +232,7 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         self.grid.set_tile(self.grid.index(1, col), enhanced(image), "" if loss is None else f"loss {loss:.3g}")
 
     def _on_progress(self, p, run_id):
-        if run_id != self._run_id:
+        if run_id != self._run_id or self._note_compiling(p):
             return
         live = self._live
         live["steps"].append(p.step)

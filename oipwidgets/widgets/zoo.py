@@ -185,7 +185,7 @@ class LayerZoo(OIPWidgetBase):
         self._layout_mosaic(np.arange(self._infos[self.layer].size))
 
         def on_progress(p):
-            if run_id != self._run_id:
+            if run_id != self._run_id or self._note_compiling(p):
                 return
             with self._draw_lock:
                 self.progress.value = min(1.0, p.step / max(1, p.total))
