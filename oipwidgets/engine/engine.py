@@ -211,8 +211,14 @@ class OIPEngine:
 
     def _score(self, objective: Objective, images: np.ndarray, params: dict) -> np.ndarray:
         """The objective of each image (B,) float64, computed eagerly (once per run: a traced function per model
-        and objective would cost more in tracing than it saves)."""
-        return np.asarray(objective(self.probe(tf.constant(images, tf.float32)), params), np.float64)
+        and objective would cost more in tracing than it saves), in groups that fit the memory budget."""
+        size = self.images_at_once()
+        flat = tf.nest.flatten(params)
+        out = []
+        for lo in range(0, len(images), size):
+            part = tf.nest.pack_sequence_as(params, [t[lo : lo + size] for t in flat])
+            out.append(np.asarray(objective(self.probe(tf.constant(images[lo : lo + size], tf.float32)), part)))
+        return np.concatenate(out).astype(np.float64)
 
     def _cancelled(self, cancel):
         if cancel is None:
