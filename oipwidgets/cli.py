@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import platform
 import shlex
 import sys
 from pathlib import Path
 
 from .engine.validation import check_float, check_int
+from .output.export import writable_path
 
 __all__ = ["main"]
 
@@ -27,21 +27,6 @@ def _load(dataset: str, data: str | None):
 
     loader = datasets.load_mnist if dataset == "mnist" else datasets.load_fashion_mnist
     return loader(data)
-
-
-def _writable(name: str) -> Path:
-    """The output path, checked before any work: not a directory, in a directory that exists (or can be made)
-    and can be written to."""
-    path = Path(name)
-    if path.is_dir():
-        raise ValueError(f"{name!r} is a directory; give a file name to write")
-    parent = path.parent
-    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise ValueError(f"cannot write {name!r}: {str(existing)!r} is not a writable directory")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"cannot write {name!r}: the file is read-only")
-    return path
 
 
 def card_path(model_path: Path) -> Path:
@@ -60,7 +45,7 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     check_int(args.epochs, "--epochs")
     check_int(args.batch_size, "--batch-size")
     check_int(args.seed, "--seed", low=0)
-    out = _writable(args.out)
+    out = writable_path(args.out)
     (x_train, y_train), (x_test, y_test) = _load(args.dataset, args.data)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     print(f"Training the article's CNN on {len(x_train)} {args.dataset} images for {args.epochs} epochs "
@@ -120,7 +105,7 @@ def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
     check_int(args.cols, "--cols")
     check_float(args.epsilon, "--epsilon")
     check_int(args.seed, "--seed", low=0)
-    outs = [_writable(args.out)] + ([_writable(args.html)] if args.html else [])
+    outs = [writable_path(args.out)] + ([writable_path(args.html)] if args.html else [])
 
     from . import __version__
     from .engine.ascent import Progress

@@ -238,7 +238,7 @@ def test_spectral_validation_and_describe():
         with pytest.raises(ValueError, match="alpha must be a finite number"):
             SpectralNoise(bad)
     for bad in (0, -0.1, float("nan")):
-        with pytest.raises(ValueError, match="fmin must be None or a finite frequency > 0"):
+        with pytest.raises(ValueError, match="fmin must be None or a frequency > 0 and <= 0.5"):
             SpectralNoise(1.0, fmin=bad)
     assert SpectralNoise(1).alpha == 1.0 and type(SpectralNoise(1).alpha) is float
     assert SpectralNoise().describe() == "1/f^1.0 spectral noise"

@@ -255,3 +255,86 @@ def test_the_estimate_grows_with_input_size_and_depth():
     one_map = 224 * 224 * 64 * 4
     assert b.image_bytes > a.image_bytes >= 2 * one_map
     assert b.image_bytes - a.image_bytes == pytest.approx(2 * one_map)
+
+
+# ------------------------------------------------------------------ the survey's findings (benchmarks/bench_inputs.py)
+def test_run_refuses_a_callback_or_objective_of_the_wrong_kind(engine):
+    with pytest.raises(TypeError, match="callback must be a function taking a Progress, or None; got int"):
+        engine.run(3, steps=2, callback=3)
+    with pytest.raises(TypeError, match=r"objective must be an Objective such as ow.MapMean\(3\).*got 'mean'"):
+        engine.run(3, steps=2, objective="mean")
+
+
+def test_objectives_compose_only_with_objectives_and_finite_numbers():
+    with pytest.raises(TypeError, match=r"objectives add up with other objectives.*got 3 of type int"):
+        ow.MapMean(0) + 3
+    with pytest.raises(TypeError, match="an objective is scaled by a number"):
+        ow.MapMean(0) * "2"
+    for factor in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="the factor of an objective must be a finite number"):
+            ow.MapMean(0) * factor
+    assert (np.float32(0.5) * ow.MapMean(1)).factor == 0.5
+
+
+def test_input_shape_must_be_well_formed_and_match_a_fixed_model(mnist):
+    with pytest.raises(ValueError, match=r"input_shape=\(32, 32, 1\) does not match model .* \(28, 28, 1\)"):
+        ow.OIPEngine(mnist, "Conv2D_3", input_shape=(32, 32, 1))
+    for bad in ((28, 28), (0, 28, 1), (-1, 28, 1), "28x28", (28.5, 28, 1)):
+        with pytest.raises(ValueError, match=r"input_shape must be \(height, width, channels\), whole numbers >= 1"):
+            ow.OIPEngine(mnist, "Conv2D_3", input_shape=bad)
+    assert ow.OIPEngine(mnist, "Conv2D_3", input_shape=[28, 28, 1]).input_shape == (28, 28, 1)
+
+
+def test_spectral_noise_fmin_is_a_frequency_an_image_has():
+    with pytest.raises(ValueError, match=r"fmin must be None or a frequency > 0 and <= 0.5 cycles/pixel"):
+        ow.SpectralNoise(fmin=1e9)
+    assert ow.SpectralNoise(fmin=0.5).fmin == 0.5
+
+
+def test_exports_check_their_output_and_scale(engine, tmp_path):
+    from oipwidgets.output.export import save_png
+
+    result = engine.run(3, steps=2, seed=0)
+    with pytest.raises(ValueError, match=r"cannot write '.*passwd/a.png': '/etc/passwd' is not a writable directory"):
+        save_png(result, "/etc/passwd/a.png")
+    with pytest.raises(ValueError, match="scale .* must be a whole number >= 1; got 0"):
+        save_png(result, tmp_path / "a.png", scale=0)
+    path = save_png(result, tmp_path / "new" / "dir" / "a.png", scale=2)  # missing parents are made
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_read_idx_of_a_directory_names_the_problem(tmp_path):
+    from oipwidgets.models.idx import IDXError, read_idx
+
+    with pytest.raises(IDXError, match="is a directory, not an IDX file"):
+        read_idx(tmp_path)
+
+
+def test_activation_viewer_checks_images_labels_and_columns(mnist):
+    images = np.random.default_rng(0).normal(size=(3, 28, 28, 1))
+    with pytest.raises(ValueError, match="cols must be a whole number >= 1; got 0"):
+        ow.ActivationViewer(mnist, images, cols=0)
+    with pytest.raises(ValueError, match=r"labels must have one entry per image \(3\); got 1"):
+        ow.ActivationViewer(mnist, images, labels=[1])
+    with pytest.raises(ValueError, match=r"images contain NaN or infinite values \(in 784 pixels\)"):
+        ow.ActivationViewer(mnist, np.concatenate([images[:1], np.full((1, 28, 28, 1), np.nan)]))
+    with pytest.raises(ValueError, match="images must be an array of numbers; got dtype <U"):
+        ow.ActivationViewer(mnist, np.full((3, 28, 28, 1), "x"))
+
+
+def test_the_whole_bad_input_catalogue_gets_clear_errors_or_finite_results():
+    """Every case of ``benchmarks/bench_inputs.py`` (264 bad or edge inputs): no crash, hang or garbage."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import bench_inputs
+        import bench_inputs_cases
+    finally:
+        sys.path.pop(0)
+    cases = bench_inputs_cases.cases()
+    outcomes = [(case.name, *bench_inputs.classify(case, timeout=120, max_gb=4)) for case in cases]
+    failed = [o for o in outcomes if o[1] not in ("clear error", "worked")]
+    assert len(cases) >= 250 and not failed, failed
+    assert sum(o[1] == "worked" for o in outcomes) >= 20  # the valid edge inputs really ran

@@ -1,14 +1,25 @@
 """What OIPExplorer and LayerZoo share (OIPWidgetBase, widgets/controls.py): settings and their checks, the order of
 construction (initial values, view, then observers), controls bound to traits, the noise text helpers."""
 
+import re
+import threading
+
 import numpy as np
 import pytest
+from ipywidgets.widgets import widget as widget_registry
 from traitlets import TraitError
 
 import oipwidgets as ow
 from oipwidgets.engine.engine import MAX_EPSILON
+from oipwidgets.output.render import plain
 from oipwidgets.widgets.base import OIPWidgetBase
 from oipwidgets.widgets.controls import format_weights, parse_weights, weights_for
+
+
+def live_widgets() -> int:
+    """How many widgets the kernel holds (ipywidgets 8's registry; ``Widget.widgets`` is deprecated)."""
+    return len(widget_registry._instances)
+
 
 WIDGETS = [ow.OIPExplorer, ow.LayerZoo]
 
@@ -31,6 +42,11 @@ def test_settings_are_checked_with_the_valid_range(cls, mnist):
         with pytest.raises(TraitError, match=message):
             setattr(w, name, value)
         assert getattr(w, name) == before or name == "epsilon"  # nan != nan
+        assert w.status.startswith("error: ") and "#b00020" in w.status_line.value  # the latest error shows
+        assert re.search(message, w.status)
+    with pytest.raises(TraitError, match="'strategy' trait .* expected any of"):
+        w.strategy = "fastest"
+    assert "expected any of ['simple', 'multiscale', 'precursor']" in w.status
     assert w.seed == 3 and w.steps == 400 and w.epsilon == 0.01
     with pytest.raises(TraitError, match="seed must be a whole number >= 0"):
         cls(mnist, seed=-5)
@@ -114,16 +130,15 @@ def test_layers_by_index_and_zoo_columns_are_checked(mnist):
 
 
 def test_map_changes_and_tile_clicks_keep_the_widget_count_flat(mnist):
-    import ipywidgets
 
     explorer, zoo = ow.OIPExplorer(mnist), ow.LayerZoo(mnist)
     for i in range(3):  # the first changes build what is then reused
         explorer.map_index, zoo.selected = i, i
-    before = len(ipywidgets.Widget.widgets)
+    before = live_widgets()
     for i in range(40):
         explorer.map_index = (7 * i) % 64
         zoo.selected = (5 * i) % 64
-    assert len(ipywidgets.Widget.widgets) == before
+    assert live_widgets() == before
     assert list(explorer.examples_grid.labels.text) == [f"{a:.2f}" for a in explorer.top_examples().activations]
 
 
@@ -131,9 +146,8 @@ def test_close_stops_the_run_and_closes_every_widget_it_made(mnist):
     import threading
     import time
 
-    import ipywidgets
 
-    before = len(ipywidgets.Widget.widgets)
+    before = live_widgets()
     threads = threading.active_count()
     explorer = ow.OIPExplorer(mnist, steps=1_000_000, map_index=5, seed=1)  # a map that fires: a long run
     explorer.run()
@@ -143,7 +157,7 @@ def test_close_stops_the_run_and_closes_every_widget_it_made(mnist):
     explorer.close()
     assert time.perf_counter() - t0 < 2.0
     assert not explorer._worker.busy
-    assert len(ipywidgets.Widget.widgets) <= before  # everything it made is closed
+    assert live_widgets() <= before  # everything it made is closed
     time.sleep(0.1)
     assert threading.active_count() <= threads
 
@@ -217,3 +231,18 @@ def test_the_status_line_says_compiling_while_the_first_chunk_compiles():
     shown.clear()
     explorer.run(wait=True)  # compiled now: no such message
     assert not [s for s in shown if s.startswith("compiling")]
+
+
+def test_the_explorer_makes_the_start_image_once_in_the_run_thread(mnist, monkeypatch):
+    """The start tile is the run's own step-0 image: the noise is made once, not also in the kernel thread."""
+    ex = ow.OIPExplorer(mnist, steps=8, seed=5)
+    engine = ex._engine()
+    made = []
+    noise = type(engine)._noise
+    monkeypatch.setattr(type(engine), "_noise",
+                        lambda self, *a, **k: (made.append(threading.current_thread().name), noise(self, *a, **k))[1])
+    result = ex.run(wait=True)
+    assert made == ["oipwidgets-worker"]
+    start_tile = ex.grid.tiles[ex.grid.index(0, 0)]
+    np.testing.assert_allclose(start_tile.color, plain(result.start), atol=1e-6)
+    assert ex.grid.labels.text[0] == "start"

@@ -158,10 +158,11 @@ class OIPEngine:
                                 conv_criterion=check_float(conv_criterion, "conv_criterion", positive=False),
                                 stop_on_convergence=bool(stop_on_convergence), callback=callback,
                                 cancelled=self._cancelled(cancel), at_once=self.images_at_once())
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be a function taking a Progress, or None; got {type(callback).__name__}")
         maps, seeds = self._batch(maps, seed)
         b = len(maps)
-        objective = objective if objective is not None else self.objective(np.asarray(maps))
-        objective.validate(self.layer, b)
+        objective = self._checked_objective(objective, maps)
         if start is not None:
             start = self._check_start(start, batch=b)
         params = tf.nest.map_structure(tf.constant, objective.params(b))
@@ -176,6 +177,16 @@ class OIPEngine:
                       input_mode=repr(self.mode))
         results = [self._result(k, maps[k], seeds[k], out, final[k], common) for k in range(b)]
         return LayerResult(results, seconds=time.perf_counter() - t0, error=out.state.error)
+
+    def _checked_objective(self, objective, maps: list) -> Objective:
+        """``objective`` (default: each map's mean, or each unit) checked against this layer and batch."""
+        if objective is None:
+            objective = self.objective(np.asarray(maps))
+        if not isinstance(objective, Objective):
+            raise TypeError(f"objective must be an Objective such as ow.MapMean(3), ow.Node(3, (5, 5)) or "
+                            f"ow.Unit(2), or None for each map's mean; got {objective!r}")
+        objective.validate(self.layer, len(maps))
+        return objective
 
     def _batch(self, maps, seed) -> tuple[list, list]:
         """Map indices and one seed per image (fresh seeds for None), checked."""

@@ -225,9 +225,10 @@ class SpectralNoise:
                 not isinstance(self.fmin, Real)
                 or isinstance(self.fmin, (bool, np.bool_))
                 or not math.isfinite(self.fmin)
-                or self.fmin <= 0
+                or not 0 < self.fmin <= 0.5
             ):
-                raise ValueError(f"fmin must be None or a finite frequency > 0 in cycles/pixel; got {self.fmin!r}")
+                raise ValueError(f"fmin must be None or a frequency > 0 and <= 0.5 cycles/pixel (the highest an image "
+                                 f"has); got {self.fmin!r}")
             object.__setattr__(self, "fmin", float(self.fmin))
 
     def sample(self, shape, seed=None) -> np.ndarray:

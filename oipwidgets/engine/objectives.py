@@ -11,7 +11,9 @@ from __future__ import annotations
 import abc
 import functools
 import inspect
+import math
 from collections.abc import Sequence
+from numbers import Real
 
 import numpy as np
 import tensorflow as tf
@@ -109,7 +111,7 @@ class Objective(Frozen):
         return Sum([self, Scaled(other, -1.0)])
 
     def __mul__(self, factor: float) -> Objective:
-        return Scaled(self, float(factor))
+        return Scaled(self, factor)
 
     __rmul__ = __mul__
 
@@ -182,6 +184,9 @@ class Sum(Objective):
     def __init__(self, terms: Sequence[Objective]):
         flat = []
         for t in terms:
+            if not isinstance(t, Objective):
+                raise TypeError(f"objectives add up with other objectives (ow.MapMean(3) + ow.MapMean(5)); got "
+                                f"{t!r} of type {type(t).__name__}")
             flat.extend(t.terms if isinstance(t, Sum) else [t])
         self.terms = tuple(flat)
 
@@ -203,6 +208,10 @@ class Scaled(Objective):
     """An objective times a constant factor (baked into the compiled loop)."""
 
     def __init__(self, term: Objective, factor: float):
+        if not isinstance(factor, (Real, np.floating, np.integer)) or isinstance(factor, (bool, np.bool_)):
+            raise TypeError(f"an objective is scaled by a number (0.5 * ow.MapMean(3)); got {factor!r}")
+        if not math.isfinite(float(factor)):
+            raise ValueError(f"the factor of an objective must be a finite number; got {factor!r}")
         self.term, self.factor = term, float(factor)
 
     def params(self, batch):

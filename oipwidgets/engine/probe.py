@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from .validation import is_int
+
 __all__ = ["LayerInfo", "Probe", "probeable_layers", "ensure_built", "make_probe"]
 
 _SATURATING = ("softmax", "sigmoid")
@@ -42,6 +44,8 @@ def ensure_built(model: keras.Model, input_shape: tuple | None = None) -> keras.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
+    if input_shape is not None:
+        input_shape = _checked_shape(input_shape)
     try:
         model.inputs  # noqa: B018 - raises on a Sequential model without a known input shape
         has_inputs = model.inputs is not None and len(model.inputs) > 0
@@ -76,8 +80,21 @@ def ensure_built(model: keras.Model, input_shape: tuple | None = None) -> keras.
                 f"Model {model.name!r} takes images of any size {shape[1:]}; pass input_shape=(height, width, "
                 f"{shape[3]}) to say which size to grow OIPs at."
             )
-        return _with_fixed_input(model, tuple(int(s) for s in input_shape))
+        return _with_fixed_input(model, input_shape)
+    if input_shape is not None and input_shape != tuple(shape[1:]):
+        raise ValueError(f"input_shape={input_shape} does not match model {model.name!r}, which takes images of "
+                         f"shape {tuple(shape[1:])}; leave input_shape out (it is only for models that take any "
+                         "image size or were never built)")
     return model
+
+
+def _checked_shape(input_shape) -> tuple:
+    """``input_shape`` as (height, width, channels) of whole numbers >= 1, else a ValueError naming the form."""
+    if isinstance(input_shape, (tuple, list)) and len(input_shape) == 3 and all(
+            is_int(v) and int(v) >= 1 for v in input_shape):
+        return tuple(int(v) for v in input_shape)
+    raise ValueError(f"input_shape must be (height, width, channels), whole numbers >= 1, e.g. (28, 28, 1); "
+                     f"got {input_shape!r}")
 
 
 _FIXED = weakref.WeakKeyDictionary()  # model → {input_shape: a copy with that fixed input size}

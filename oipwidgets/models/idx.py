@@ -158,6 +158,8 @@ def read_idx(path: PathLike) -> np.ndarray:
     ``IDXError`` (naming ``path``) for any malformed content.
     """
     name = os.fspath(path)
+    if os.path.isdir(name):
+        raise IDXError(f"{name} is a directory, not an IDX file (give a file such as train-images-idx3-ubyte.gz)")
     with open(path, "rb") as raw:
         gz = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)

@@ -6,14 +6,32 @@ each function returns the path written.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from .render import as_rgb
 from ..engine.result import OIPResult
+from ..engine.validation import check_int
 
-__all__ = ["save_png", "save_grid_png", "save_gif"]
+__all__ = ["save_png", "save_grid_png", "save_gif", "writable_path"]
+
+
+def writable_path(name) -> Path:
+    """``name`` as a Path, checked before any work: not a directory, in a directory that exists (missing parents
+    are made) and can be written to; else a ValueError naming the problem."""
+    path = Path(name)
+    if path.is_dir():
+        raise ValueError(f"{str(name)!r} is a directory; give a file name to write")
+    parent = path.parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ValueError(f"cannot write {str(name)!r}: {str(existing)!r} is not a writable directory")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"cannot write {str(name)!r}: the file is read-only")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _upscale(rgb: np.ndarray, factor: int) -> np.ndarray:
@@ -24,8 +42,9 @@ def save_png(result: OIPResult, path, *, cmap: str = "viridis", contrast: bool =
     """The final OIP as a PNG, each image pixel as ``scale``×``scale`` screen pixels."""
     from PIL import Image
 
-    path = Path(path)
-    Image.fromarray(_upscale(as_rgb(result.image, cmap, contrast), int(scale))).save(path, format="PNG")
+    path = writable_path(path)
+    scale = check_int(scale, "scale (screen pixels per image pixel)")
+    Image.fromarray(_upscale(as_rgb(result.image, cmap, contrast), scale)).save(path, format="PNG")
     return path
 
 
@@ -46,7 +65,7 @@ def save_grid_png(result: OIPResult, path, *, cmap: str = "viridis", dpi: int = 
         axes[0, k].set_title(title, fontsize=7)
     where = result.params.get("layer"), result.params.get("map")
     fig.suptitle(f"{where[0]} map {where[1]}: {result.status}", fontsize=9)
-    path = Path(path)
+    path = writable_path(path)
     fig.savefig(path, format="png")
     return path
 
@@ -56,6 +75,6 @@ def save_gif(result: OIPResult, path, *, cmap: str = "viridis", scale: int = 6, 
     from PIL import Image
 
     frames = [Image.fromarray(_upscale(as_rgb(img, cmap), int(scale))) for img in [result.start, *result.snapshots]]
-    path = Path(path)
+    path = writable_path(path)
     frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=int(frame_ms), loop=0)
     return path

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..engine.result import STATUS_LABELS, LayerResult
 from ..engine.validation import check_int
+from .export import writable_path
 from .render import as_rgb, plain
 
 __all__ = ["TILE_W", "TILE_H", "TITLE_H", "DPI", "zoo_size", "zoo_png_bytes", "zoo_figure_png", "zoo_html"]
@@ -131,7 +132,7 @@ def zoo_figure_png(layer_result, path, *, cols: int = 8, cmap: str = "viridis", 
     The PNG is exactly ``zoo_size(len(layer_result), cols)`` pixels: 120·c × (40 + 150·rows).
     """
     data = zoo_png_bytes(layer_result, cols=cols, cmap=cmap, contrast=contrast, title=title)
-    path = Path(path)
+    path = writable_path(path)
     path.write_bytes(data)
     return path
 
@@ -220,6 +221,6 @@ def zoo_html(layer_result, path, *, title: str | None = None, cols: int = 8, cma
             f'<td class="num">{"" if r.converged_at is None else r.converged_at}</td></tr>'
         )
     parts += ["</tbody>", "</table>", "</body>", "</html>", ""]
-    path = Path(path)
+    path = writable_path(path)
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

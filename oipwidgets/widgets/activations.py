@@ -16,7 +16,7 @@ from traitlets import Enum, Int, Unicode, validate
 from ..models.models import load_default_model
 from ..models.preprocessing import to_model_input
 from ..engine.probe import ensure_built, probeable_layers
-from ..engine.validation import check_index
+from ..engine.validation import check_index, check_int
 from ..output.render import COLORMAPS, plain
 from .base import check_layer, trait_check
 from .tilegrid import TileGrid
@@ -58,6 +58,13 @@ class ActivationViewer(widgets.VBox):
                 + (f" or (N, {shape[0]}, {shape[1]})" if shape[-1] == 1 else "")
                 + f"; got shape {given}"
             )
+        if images.dtype.kind not in "biuf":
+            raise ValueError(f"images must be an array of numbers; got dtype {images.dtype}")
+        if not np.all(np.isfinite(images)):
+            raise ValueError(f"images contain NaN or infinite values (in {int(np.sum(~np.isfinite(images)))} pixels)")
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"labels must have one entry per image ({len(images)}); got {len(labels)}")
+        self.cols = check_int(cols, "cols")
         self.images = images
         self.inputs = to_model_input(images) if preprocess else images.astype(np.float32)
         self.labels = None if labels is None else np.asarray(labels)
@@ -68,7 +75,6 @@ class ActivationViewer(widgets.VBox):
             raise ValueError(f"model {self.model.name!r} has no conv-like layer (4-D output) to show")
         n_out = int(self.model.outputs[0].shape[-1])
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(n_out)]
-        self.cols = int(cols)
         self._probes = {}
         for name in kwargs:
             if not self.has_trait(name):

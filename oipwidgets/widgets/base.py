@@ -88,11 +88,11 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
     _layers_text = "; valid layers"
     _no_layers = "this model has no layer with maps or units to explore"
     _worker_name = "oipwidgets-worker"
+    _worker: Worker | None = None  # until __init__ makes it: close() (also run by __del__) works on a failed init
 
     def __init__(self, model: keras.Model | None = None, layer=None, *, input_shape=None, examples=None, **kwargs):
-        for name in kwargs:
-            if not self.has_trait(name):
-                raise TypeError(f"{type(self).__name__} has no setting {name!r}")
+        self._worker = Worker(self._worker_name)
+        self._run_id = 0
         self.model = load_default_model("mnist") if model is None else model
         self._input_shape = input_shape
         infos = OIPEngine.layers(self.model, input_shape)
@@ -104,15 +104,28 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
             raise ValueError("examples is an empty image set; give at least one image or None")
         self._engines: dict[str, OIPEngine] = {}
         self._topk: dict[tuple[str, int], list] = {}
-        self._worker = Worker(self._worker_name)
-        self._run_id = 0
+        for name in kwargs:
+            if not self.has_trait(name):
+                raise TypeError(f"{type(self).__name__} has no setting {name!r}")
         self._draw_lock = threading.Lock()
         self._status_before_compiling: str | None = None
+        self._ready = False  # set when the view exists: from then on refused settings show on the status line
         super().__init__()
         self.layer = self._default_layer() if layer is None or layer == "" else self._layer_name(layer)
         self._set_initial(kwargs)
         self._build()
         self._connect()
+        self._ready = True
+
+    def __setattr__(self, name, value):
+        """A refused setting (``TraitError``) is raised to the caller and also shown on the status line, so the
+        widget never keeps showing an older message than the latest error."""
+        try:
+            super().__setattr__(name, value)
+        except TraitError as exc:
+            if self.__dict__.get("_ready"):
+                self._report(exc)
+            raise
 
     def _default_layer(self) -> str:
         maps = [n for n, i in self._infos.items() if i.kind == "maps"]
@@ -264,6 +277,8 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
     def close(self) -> None:
         """Stop the run and wait for it (a few seconds at most), then close this widget and every widget it made
         (controls, figures, marks, scales), so nothing is left running or registered in the kernel."""
+        if self._worker is None:  # __init__ failed before it made one: nothing runs, nothing was built
+            return
         self._run_id += 1  # a run that still ends draws nothing
         self._worker.cancel(wait=True, timeout=5.0)
         close_tree(self)

@@ -204,25 +204,23 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         args = dict(map_index=self.map_index, steps=self.steps, epsilon=self.epsilon, noise=noise, seed=self.seed,
                     strategy=self.strategy)
         planned = self._planned_snapshots()
-        start = engine.start_images(noise, [self.seed])[0] if self.strategy == "simple" else None
-        self._prepare_view(planned, start)
+        self._prepare_view(planned)
         self._set_status(f"running: {self.layer} {self._kind} {self.map_index}, {self.strategy}, {noise.describe()}")
+        # the start image is drawn from the step-0 snapshot (made once, in the run's thread); first_update: benchmarks/
         self._live = {"planned": planned, "last_draw": 0.0, "steps": [], "losses": [], "filled": 0,
-                      "t0": time.perf_counter(), "first_update": None}  # first_update: see benchmarks/
+                      "start": self.strategy == "simple", "t0": time.perf_counter(), "first_update": None}
 
         def job(cancel):
             return engine.run(**args, callback=lambda p: self._on_progress(p, run_id), cancel=cancel)
 
         return job
 
-    def _prepare_view(self, planned, start):
+    def _prepare_view(self, planned):
         cols = len(planned) + 1
         if self.grid.cols != cols:
             self._make_grid(cols)
         with self.grid.figure.hold_sync():
             self.grid.clear()
-            if start is not None:
-                self._draw_tile(0, start, "start")
         self.loss_line.x, self.loss_line.y = np.zeros(0, np.float32), np.zeros(0, np.float32)
         self.details_box.layout.display = "none"
 
@@ -245,6 +243,8 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             planned = live["planned"]
             if p.snapshot is not None:
                 step, images, losses = p.snapshot
+                if step == 0 and live["start"]:  # "simple" climbs from its start: step 0 is the start image
+                    self._draw_tile(0, images[0], "start")
                 col = 1 + (planned.index(step) if step in planned else min(live["filled"], len(planned) - 1))
                 self._draw_tile(col, images[0], f"step {step}", float(losses[0]))
                 live["filled"] = col
