@@ -15,26 +15,7 @@ from .engine.runtime import configure_threads as _configure_threads  # noqa: E40
 
 _configure_threads()
 
-from .engine import (  # noqa: E402
-    Clip,
-    Identity,
-    InputMode,
-    LayerResult,
-    MapMean,
-    MultiScaleNoise,
-    Multiscale,
-    Node,
-    Objective,
-    OIPEngine,
-    OIPResult,
-    Precursor,
-    Simple,
-    SpectralNoise,
-    Standardize,
-    Strategy,
-    Unit,
-    wrap_objective,
-)
+from .engine import *  # noqa: E402,F401,F403  (the public engine API, listed in engine.__all__)
 from .models import DEFAULT_MODELS, build_cnn, datasets, load_default_model, load_model, model_card, preprocessing  # noqa: E402
 from .widgets import ActivationViewer, LayerZoo, OIPExplorer  # noqa: E402
 from . import engine as _engine, widgets as _widgets  # noqa: E402

@@ -1,7 +1,8 @@
 """The ``oipwidgets`` command line: headless jobs without a notebook.
 
-``oipwidgets train``    trains the article's CNN and writes a model file with its card (rebuilds the defaults);
-``oipwidgets evaluate`` reports a model's accuracy on a test set or on the shipped samples.
+``oipwidgets train``    trains the article's CNN (the planted CNN for ``--dataset planted``) and writes a model file
+                        with its card (rebuilds the defaults);
+``oipwidgets evaluate`` reports a model's accuracy on a test set or on the shipped samples (planted: generated).
 """
 
 from __future__ import annotations
@@ -19,12 +20,26 @@ from .output.export import writable_path
 
 __all__ = ["main"]
 
-_DATASETS = ("mnist", "fashion")
+_DATASETS = ("mnist", "fashion", "planted")
+#: the planted set is generated: training and test images from different seeds
+PLANTED_TRAIN, PLANTED_TEST = (12_000, 0), (2_000, 1)
+_ARCHITECTURES = {
+    "planted": "planted CNN: conv1(16) BN ReLU pool conv2(32) BN ReLU pool conv3(64) BN ReLU pool conv4(64) BN ReLU "
+               "GAP logits(8) probs(softmax)",
+}
+_ARTICLE = "article CNN: Conv2D_1(32) MaxPool Conv2D_2(64) MaxPool Conv2D_3(64) Dense_1(70) Dense_2(10)"
 
 
 def _load(dataset: str, data: str | None):
     from .models import datasets
 
+    if dataset == "planted":
+        if data is not None:
+            raise ValueError("the planted set is generated; leave out --data")
+        from .models.planted import make_planted
+
+        return (make_planted(PLANTED_TRAIN[0], seed=PLANTED_TRAIN[1]),
+                make_planted(PLANTED_TEST[0], seed=PLANTED_TEST[1]))
     loader = datasets.load_mnist if dataset == "mnist" else datasets.load_fashion_mnist
     return loader(data)
 
@@ -45,20 +60,29 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     check_int(args.epochs, "--epochs")
     check_int(args.batch_size, "--batch-size")
     check_int(args.seed, "--seed", low=0)
+    if args.dataset == "planted" and args.data is not None:
+        raise ValueError("the planted set is generated; leave out --data")
     out = writable_path(args.out)
     (x_train, y_train), (x_test, y_test) = _load(args.dataset, args.data)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-    print(f"Training the article's CNN on {len(x_train)} {args.dataset} images for {args.epochs} epochs "
+    what = "the planted CNN" if args.dataset == "planted" else "the article's CNN"
+    print(f"Training {what} on {len(x_train)} {args.dataset} images for {args.epochs} epochs "
           f"(seed {args.seed})", flush=True)
-    result = train_cnn(x_train, y_train, config, verbose=args.verbose)
+    build, classes = None, 10
+    if args.dataset == "planted":
+        from .models.planted import PLANTED_CLASSES, build_planted_cnn
+
+        build, classes = build_planted_cnn, len(PLANTED_CLASSES)
+    result = train_cnn(x_train, y_train, config, verbose=args.verbose, build=build, num_classes=classes)
     accuracy = evaluate(result.model, x_test, y_test)
     print(f"Test accuracy on {len(x_test)} images: {accuracy:.4f}", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     inference_copy(result.model).save(out)
     card = {
         "name": out.stem,
-        "architecture": "article CNN: Conv2D_1(32) MaxPool Conv2D_2(64) MaxPool Conv2D_3(64) Dense_1(70) Dense_2(10)",
-        "input": "28x28x1 images standardised per image (oipwidgets.preprocessing.to_model_input)",
+        "architecture": _ARCHITECTURES.get(args.dataset, _ARTICLE),
+        "input": f"{'x'.join(map(str, x_train.shape[1:]))} images standardised per image "
+                 "(oipwidgets.preprocessing.to_model_input)",
         "dataset": args.dataset,
         "train_images": int(len(x_train)),
         "test_images": int(len(x_test)),
@@ -72,6 +96,12 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
                      "keras": keras.__version__},
         "date": _dt.date.today().isoformat(),
     }
+    if args.dataset == "planted":
+        from .models.planted import class_table
+
+        card["classes"] = class_table()
+        card["data"] = (f"generated: oipwidgets.models.planted.make_planted({PLANTED_TRAIN[0]}, seed="
+                        f"{PLANTED_TRAIN[1]}) for training, ({PLANTED_TEST[0]}, seed={PLANTED_TEST[1]}) for test")
     card_path(out).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     print(f"Wrote {out} ({out.stat().st_size // 1024} KiB) and {card_path(out)}")
     return 0
@@ -83,7 +113,12 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
     from .models.training import evaluate
 
     model = load_default_model(args.model) if args.model in DEFAULT_MODELS else load_model(args.model)
-    if args.data:
+    if (args.dataset or args.model) == "planted" and not args.data:
+        from .models.planted import make_planted
+
+        x, y = make_planted(PLANTED_TEST[0], seed=PLANTED_TEST[1])
+        where = f"the {len(x)} generated planted test images (seed {PLANTED_TEST[1]})"
+    elif args.data:
         dataset = args.dataset or (args.model if args.model in _DATASETS else "mnist")
         _, (x, y) = _load(dataset, args.data)
         where = f"the {len(x)} test images in {args.data}"
@@ -184,9 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oipwidgets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train the article's CNN and write a .keras model with its card")
+    train = sub.add_parser("train", help="train the article's CNN (or, for --dataset planted, the planted CNN on "
+                                         "generated images) and write a .keras model with its card")
     train.add_argument("--dataset", choices=_DATASETS, required=True)
-    train.add_argument("--data", metavar="DIR", help="directory of IDX files (default: the usual places)")
+    train.add_argument("--data", metavar="DIR",
+                       help="directory of IDX files (default: the usual places; not for the generated planted set)")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--seed", type=int, default=0)
@@ -196,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="accuracy of a model on a test set or the shipped samples")
-    ev.add_argument("--model", default="mnist", help="'mnist', 'fashion' or a .keras/.h5 file")
+    ev.add_argument("--model", default="mnist", help="'mnist', 'fashion', 'planted' or a .keras/.h5 file")
     ev.add_argument("--dataset", choices=_DATASETS, help="which data set the model classifies")
     ev.add_argument("--data", metavar="DIR", help="directory of IDX files; default: the shipped samples")
     ev.set_defaults(run=_cmd_evaluate)

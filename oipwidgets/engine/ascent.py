@@ -40,9 +40,12 @@ def snapshot_schedule(steps: int, levels: int = 6, offset: int = 0) -> list[int]
 
 @dataclass
 class AscentState:
-    """Per-image state of a batch between chunks (numpy, B images)."""
+    """Per-image state of a batch between chunks (numpy, B images).
 
-    images: np.ndarray  # (B, H, W, C) float32
+    ``images`` holds the loop's states: the images themselves in the article's pixel space, else the parameters
+    (and optimiser slots) whose images ``AscentLoop.images_of`` gives."""
+
+    images: np.ndarray  # (B, H, W, C) float32, or (B, …) states
     loss_old: np.ndarray  # (B,) float32
     n_zero: np.ndarray  # (B,) int32
     conv_run: np.ndarray  # (B,) int32
@@ -198,8 +201,9 @@ def _chunks(loop, state, params, options, stage, snaps, epsilon, halt):
         counters = Counters(state.n_zero, state.conv_run, conv_at_local, state.status, np.zeros(b, np.int32),
                             np.zeros(b, np.int32)).copy()
         if callback is not None and not loop.traced(int(before.sum()), params, record, options.at_once):
-            callback(Progress(step=offset + j, total=total, images=state.images, losses=_last_losses(state),
-                              snapshot=None, status=_names(state.status), stage=where, compiling=True,
+            callback(Progress(step=offset + j, total=total, images=loop.images_of(state.images),
+                              losses=_last_losses(state), snapshot=None, status=_names(state.status), stage=where,
+                              compiling=True,
                               at_once=_at_once(b, options)))
         images, loss_old, counters, done, losses, trail = _run_live(
             loop, before, state.images, state.loss_old, counters, j, n, epsilon, options, params, record, halt
@@ -224,7 +228,7 @@ def _chunks(loop, state, params, options, stage, snaps, epsilon, halt):
         )
         for m in taken:
             local = m - j
-            shown = trail[local] if trail is not None else images
+            shown = loop.images_of(trail[local] if trail is not None else images)
             for k in np.flatnonzero(before & (updated > local)):
                 _add_snapshot(snaps, k, offset + m, shown[k], state.losses[k][first[k] + local])
             if callback is not None and m != j + done - 1:
@@ -234,8 +238,9 @@ def _chunks(loop, state, params, options, stage, snaps, epsilon, halt):
         j += done
         if callback is not None:
             last = taken[-1] if taken and taken[-1] == j - 1 else None
-            callback(Progress(step=offset + j, total=total, images=images, losses=_last_losses(state),
-                              snapshot=None if last is None else (offset + last, images, _last_losses(state)),
+            now = loop.images_of(images)
+            callback(Progress(step=offset + j, total=total, images=now, losses=_last_losses(state),
+                              snapshot=None if last is None else (offset + last, now, _last_losses(state)),
                               status=_names(state.status), stage=where, at_once=_at_once(b, options)))
     return conv_at_local
 

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from .ascent import AscentOptions
+from .climb import Climb
 from .input_modes import input_mode as _input_mode
 from .memory import budget_bytes, image_bytes, images_at_once
 from .loop import CONVERGED, DEAD, ERROR, NONFINITE, RUNNING, STOPPED, AscentLoop
@@ -123,7 +124,7 @@ class OIPEngine:
         strategy: "simple", "multiscale", "precursor" or a Strategy object such as ``Precursor(n=16)``.
         node: (row, col) to climb one node of the map instead of its mean.
         options: objective=Objective, conv_criterion=5e-4, stop_on_convergence=False, callback=f(Progress),
-            cancel=Event or callable (see ``run_layer``).
+            cancel=Event or callable, param="pixel", transforms=None, optimizer="rms" (see ``run_layer``).
         """
         if start is not None:
             start = self._check_start(start, batch=1, single=True)
@@ -134,7 +135,8 @@ class OIPEngine:
 
     def run_layer(self, maps=None, start=None, *, seed=None, steps: int = 400, epsilon: float = 0.01, noise=None,
                   strategy="simple", objective: Objective | None = None, conv_criterion: float = 5e-4,
-                  stop_on_convergence: bool = False, callback=None, cancel=None) -> LayerResult:
+                  stop_on_convergence: bool = False, callback=None, cancel=None, param="pixel", transforms=None,
+                  optimizer="rms") -> LayerResult:
         """OIPs of many maps (default: all maps of the layer) and/or seeds, as one batch.
 
         Each image is treated exactly as if run alone (per-image gradient normalisation and standardisation).
@@ -144,6 +146,10 @@ class OIPEngine:
         per seed. objective: what to climb (default: each map's mean, or each unit). conv_criterion: relative loss
         change that counts as converged; stop_on_convergence: end a map's run there. callback: f(Progress) after
         each chunk; cancel: a threading.Event or a callable returning True to stop. Other arguments as ``run``.
+
+        How the image climbs (``climb.py``): param: "pixel" (the article's), "fourier", "maco" or a
+        Parameterization; transforms: None (the article's), "standard" (lucid's set) or a Transform;
+        optimizer: "rms" (the article's step, epsilon × gradient / RMS) or "adam" (epsilon is its learning rate).
         """
         t0 = time.perf_counter()
         self._stop.clear()
@@ -163,18 +169,22 @@ class OIPEngine:
         maps, seeds = self._batch(maps, seed)
         b = len(maps)
         objective = self._checked_objective(objective, maps)
+        climb = Climb.make(param, transforms, optimizer, self.input_shape)
+        climb.check(strategy, objective, b, options.at_once)
         if start is not None:
             start = self._check_start(start, batch=b)
         params = tf.nest.map_structure(tf.constant, objective.params(b))
-        job = Job(loop=self._loop(objective), params=params, options=options, noise=noise, seeds=seeds, start=start,
+        loop = self._loop(objective, climb)
+        job = Job(loop=loop, params=params, options=options, noise=noise, seeds=seeds, start=start,
                   steps=steps, make_noise=self._noise, prepare=self.mode.prepare,
-                  score=lambda images, p: self._score(objective, images, p))
+                  score=lambda states, p: self._score(objective, loop.images_of(states), p))
         out = strategy.run(job)
+        out.state.images = loop.images_of(out.state.images)  # from here on: images in the model's input space
         final = self._final_scores(objective, out.state, params)
         common = dict(steps=steps, epsilon=options.epsilon, noise=noise.describe(), strategy=strategy.describe(),
                       conv_criterion=options.conv_criterion, stop_on_convergence=options.stop_on_convergence,
                       objective=objective.describe() if b == 1 else None, start_given=start is not None,
-                      input_mode=repr(self.mode))
+                      input_mode=repr(self.mode), **climb.describe())
         results = [self._result(k, maps[k], seeds[k], out, final[k], common) for k in range(b)]
         return LayerResult(results, seconds=time.perf_counter() - t0, error=out.state.error)
 
@@ -202,12 +212,15 @@ class OIPEngine:
         return maps, seeds
 
     # ----------------------------------------------------------------- helpers
-    def _loop(self, objective: Objective) -> AscentLoop:
-        """The compiled loop for this probe, objective structure and input mode, shared by every engine on the
-        same model (a new engine per run costs no new trace)."""
-        key = ("loop", self.layer.name, self.probe.pre_activation, objective.key(), self.mode.key(), self.jit_compile)
-        return shared(self.model, key,
-                      lambda: AscentLoop(self.probe, objective, self.mode, jit_compile=self.jit_compile))
+    def _loop(self, objective: Objective, climb: Climb | None = None) -> AscentLoop:
+        """The compiled loop for this probe, objective structure, input mode and climb (default: the article's),
+        shared by every engine on the same model (a new engine per run costs no new trace)."""
+        climb = climb or Climb.make("pixel", None, "rms", self.input_shape)
+        key = ("loop", self.layer.name, self.probe.pre_activation, objective.key(), self.mode.key(), self.jit_compile,
+               climb.key())
+        return shared(self.model, key, lambda: AscentLoop(
+            self.probe, objective, self.mode, jit_compile=self.jit_compile, space=climb.space,
+            optimizer=climb.optimizer, transform=climb.transform))
 
     def _final_scores(self, objective: Objective, state, params: dict) -> np.ndarray:
         """The objective of each final image; a stopped image keeps the last objective it measured (a stop must not
@@ -223,12 +236,13 @@ class OIPEngine:
     def _score(self, objective: Objective, images: np.ndarray, params: dict) -> np.ndarray:
         """The objective of each image (B,) float64, computed eagerly (once per run: a traced function per model
         and objective would cost more in tracing than it saves), in groups that fit the memory budget."""
-        size = self.images_at_once()
+        size = len(images) if objective.couples_batch else self.images_at_once()  # diversity: the batch as one
         flat = tf.nest.flatten(params)
         out = []
         for lo in range(0, len(images), size):
             part = tf.nest.pack_sequence_as(params, [t[lo : lo + size] for t in flat])
-            out.append(np.asarray(objective(self.probe(tf.constant(images[lo : lo + size], tf.float32)), part)))
+            x = tf.constant(images[lo : lo + size], tf.float32)
+            out.append(np.asarray(objective.evaluate(self.probe(x), part, x)))
         return np.concatenate(out).astype(np.float64)
 
     def _cancelled(self, cancel):

@@ -37,6 +37,15 @@ class InputMode(Frozen):
         """A standardised start image (N, H, W, C) mapped into this mode's range, float32."""
         return np.asarray(start, dtype=np.float32)
 
+    def smooth(self, images: tf.Tensor) -> tf.Tensor:
+        """A differentiable form of ``apply`` for parameterised images (Fourier, MACO), whose gradient must reach
+        the parameters everywhere (``apply`` by default)."""
+        return self.apply(images)
+
+    def unsmooth(self, images: np.ndarray) -> np.ndarray:
+        """Numpy inverse of ``smooth`` for images in this mode's range: where a parameterised run starts from."""
+        return np.asarray(images, np.float32)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -48,6 +57,12 @@ class Standardize(InputMode):
 
     def apply(self, images):
         return tf.image.per_image_standardization(images)
+
+    def smooth(self, images):
+        """Mean 0, standard deviation 1 per image, however small the image is (``apply`` stops dividing below a
+        standard deviation of 1/sqrt(pixels), which would leave a parameterised start of tiny amplitude tiny)."""
+        mean, var = tf.nn.moments(images, axes=[1, 2, 3], keepdims=True)
+        return (images - mean) * tf.math.rsqrt(var + 1e-20)
 
     def prepare(self, start):
         return standardize(start)
@@ -69,6 +84,14 @@ class Clip(InputMode):
 
     def apply(self, images):
         return tf.clip_by_value(images, self.low, self.high)
+
+    def smooth(self, images):
+        """A sigmoid onto (low, high) (lucid's squash): clipping would stop the gradient outside the range."""
+        return self.low + (self.high - self.low) * tf.sigmoid(images)
+
+    def unsmooth(self, images):
+        unit = np.clip((np.asarray(images, np.float64) - self.low) / (self.high - self.low), 1e-4, 1 - 1e-4)
+        return np.log(unit / (1 - unit)).astype(np.float32)
 
     def prepare(self, start):
         mid, half = (self.low + self.high) / 2, (self.high - self.low) / 2

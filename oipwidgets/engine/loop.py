@@ -6,6 +6,8 @@ Each step, for every still-active image b of the batch (all images independent, 
     g_b    = d loss_b / d img_b;  g_b /= sqrt(mean(g_b²)) + 1e-7
     img_b  = mode(img_b + epsilon * g_b)                      # mode: re-standardise (default), clip, …
 
+(that is the article's climb; other climbs (``climb.py``) step a parameterisation's state instead of the image, with
+their optimiser, and the model sees the state's image after a seeded robustness transform drawn for each step),
 with the article's two tests measured before the update: convergence (|Δloss| / (|loss| + 1e-7) < conv_criterion,
 from step 11 on, 4 steps in a row; stopping on it optional) and dead map (loss and mean gradient exactly 0 in more
 than 10 steps → stop). (The article's code writes the denominator as ``loss + 1.-7``, i.e. loss − 6, a typo for
@@ -31,6 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import runtime
+from .optimizers import RMSAscent, normalised
+from .parameterizations import Pixel
 
 __all__ = ["AscentLoop", "Counters", "RUNNING", "CONVERGED", "DEAD", "STOPPED", "NONFINITE", "ERROR"]
 
@@ -84,8 +88,12 @@ class AscentLoop:
     thread (default: ``oipwidgets.runtime.workers()``, one per core when TensorFlow uses one intra-op thread).
     """
 
-    def __init__(self, probe, objective, mode, jit_compile: bool = False, workers: int | None = None):
+    def __init__(self, probe, objective, mode, jit_compile: bool = False, workers: int | None = None, *,
+                 space=None, optimizer=None, transform=None):
         self.probe, self.objective, self.mode = probe, objective, mode
+        self.space = space if space is not None else Pixel(tuple(probe.input_shape))
+        self.optimizer = optimizer if optimizer is not None else RMSAscent()
+        self.transform = transform
         self.workers = workers
         # The step is its own function, called (not inlined) from the loop: TensorFlow lowers a while loop into a
         # cyclic graph whose oneDNN rewrite depends on memory addresses, and about half of the compiled loops then
@@ -95,14 +103,47 @@ class AscentLoop:
         self._steps = tf.function(self._steps_py, jit_compile=jit_compile, reduce_retracing=True)
         self._concrete: dict = {}
 
-    def _call(self, img, n, epsilon, params, halt, record: bool):
+    # ------------------------------------------------------------------ states and images
+    @property
+    def plain(self) -> bool:
+        """True when the state is the image itself (pixel space, no optimiser slots): no conversion at all."""
+        return self.space.projected and self.optimizer.slots == 0
+
+    def _unpack(self, state):
+        """(x, slots): the parameter (B, *shape) and the optimiser's slot arrays, stacked on axis 1 in the state."""
+        if self.optimizer.slots == 0:
+            return state, []
+        return state[:, 0], [state[:, k + 1] for k in range(self.optimizer.slots)]
+
+    def _pack(self, x, slots):
+        return x if not slots else tf.stack([x, *slots], axis=1)
+
+    def _image(self, x):
+        """The images (B, H, W, C) the model sees for parameters x (before robustness transforms)."""
+        return x if self.space.projected else self.mode.smooth(self.space.to_images(x))
+
+    def states_of(self, images: np.ndarray) -> np.ndarray:
+        """Loop states (B, …) that start from ``images`` (B, H, W, C): the parameters and zero optimiser slots."""
+        if self.plain:
+            return np.asarray(images, np.float32)
+        x = np.asarray(self.space.from_images(self.mode.unsmooth(images) * self.space.start_scale), np.float32)
+        return x if self.optimizer.slots == 0 else np.stack([x] + [np.zeros_like(x)] * self.optimizer.slots, axis=1)
+
+    def images_of(self, states: np.ndarray) -> np.ndarray:
+        """The images (B, H, W, C) of loop states (numpy; the states themselves in the article's pixel space)."""
+        if self.plain:
+            return states
+        x, _ = self._unpack(tf.constant(states, tf.float32))
+        return self._image(x).numpy()
+
+    def _call(self, img, n, epsilon, params, halt, clock, record: bool):
         """Call the traced steps through their concrete function, cached per batch size, objective structure and
         ``record``: skips tf.function's argument matching (about 1 ms a call, 10% of a short single-image run)."""
         key = self._key(int(img.shape[0]), params, record)
         fn = self._concrete.get(key)
         if fn is None:
-            fn = self._concrete[key] = self._steps.get_concrete_function(img, n, epsilon, params, halt, record)
-        return fn(img, n, epsilon, params, halt, record)
+            fn = self._concrete[key] = self._steps.get_concrete_function(img, n, epsilon, params, halt, clock, record)
+        return fn(img, n, epsilon, params, halt, clock, record)
 
     @staticmethod
     def _key(batch: int, params: dict, record: bool) -> tuple:
@@ -111,6 +152,8 @@ class AscentLoop:
     def _partition(self, b: int, at_once: int | None) -> tuple[list, int]:
         """How a batch of ``b`` images is run: (lo, hi) bounds of its parts and how many parts run at the same time,
         so that at most ``at_once`` images climb together (the memory budget) and the cores are used."""
+        if self.objective.couples_batch:  # the images' scores depend on each other: one piece, one thread
+            return [(0, b)], 1
         workers = max(1, min(b, self.workers if self.workers is not None else runtime.workers()))
         if at_once is None or b <= at_once:
             bounds = np.linspace(0, b, workers + 1).round().astype(int)
@@ -124,22 +167,31 @@ class AscentLoop:
         sizes = {hi - lo for lo, hi in self._partition(batch, at_once)[0]}
         return all(self._key(s, params, record) in self._concrete for s in sizes)
 
-    def _step_py(self, img, epsilon, params):
-        """One ascent step for a batch: returns the next images, the loss (B,) before the step and the sum of the
-        normalised gradient (B,), which is finite iff every value is (RMS 1: no overflow) and exactly 0 iff the
-        mean is. The sum also carries 0 × the sum of the next image, so an image that overflowed or became NaN
-        makes it non-finite: such an image stops as "nonfinite", never as a dead or converged map."""
-        axes = [1, 2, 3]
-        with tf.GradientTape() as tape:
-            tape.watch(img)
-            loss = self.objective(self.probe(img), params)
-            total = tf.reduce_sum(loss)
-        grad = tape.gradient(total, img)
-        grad = grad / (tf.sqrt(tf.reduce_mean(tf.square(grad), axis=axes, keepdims=True)) + 1e-7)
-        new = self.mode.apply(img + epsilon * grad)
-        return new, loss, tf.reduce_sum(grad, axis=axes) + 0.0 * tf.reduce_sum(new, axis=axes)
+    def _step_py(self, state, epsilon, params, t):
+        """One ascent step for a batch at step ``t``: returns the next states, the loss (B,) before the step and the
+        sum of the RMS-normalised gradient (B,), which is finite iff every value is (RMS 1: no overflow) and
+        exactly 0 iff the mean is. The sum also carries 0 × the sum of the next state, so an image that overflowed
+        or became NaN makes it non-finite: such an image stops as "nonfinite", never as a dead or converged map.
 
-    def _steps_py(self, img, n, epsilon, params, halt, record=False):
+        In the article's pixel space with its RMS step this is exactly: loss = objective(probe(img)); img =
+        mode(img + epsilon · g / RMS(g)). Other spaces climb their parameters and the model sees their images
+        (after the robustness transform drawn for step ``t``, when there is one)."""
+        x, slots = self._unpack(state)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            img = self._image(x)
+            seen = img if self.transform is None else self.transform(img, tf.stack([tf.constant(0), t]))
+            loss = self.objective.evaluate(self.probe(seen), params, img)
+            total = tf.reduce_sum(loss)
+        grad = tape.gradient(total, x)
+        unit = normalised(grad)
+        new, slots = self.optimizer.update(x, grad, unit, slots, t, epsilon)
+        if self.space.projected:
+            new = self.mode.apply(new)
+        axes = list(range(1, unit.shape.rank))
+        return self._pack(new, slots), loss, tf.reduce_sum(unit, axis=axes) + 0.0 * tf.reduce_sum(new, axis=axes)
+
+    def _steps_py(self, img, n, epsilon, params, halt, clock, record=False):
         """Up to ``n`` plain ascent steps for every image of the batch, fewer when ``halt`` (a boolean variable,
         read before every step) is raised from another thread: returns the steps done, the images after them and,
         per step, the loss (done, B) and the sum of the normalised gradient (done, B) that the stop tests need. No
@@ -149,7 +201,7 @@ class AscentLoop:
         trail = tf.TensorArray(tf.float32, size=n if record else 0, element_shape=img.shape)
 
         def body(i, img, losses, sums, trail):
-            img, loss, grad_sum = self._step(img, epsilon, params)
+            img, loss, grad_sum = self._step(img, epsilon, params, clock + i)
             sums = sums.write(i, grad_sum)
             losses = losses.write(i, loss)
             if record:  # every step's image, so that snapshots need not end a chunk
@@ -164,7 +216,7 @@ class AscentLoop:
         return (done, img, losses.gather(taken), sums.gather(taken)) + ((trail.gather(taken),) if record else ())
 
     def _run_parts(self, images: np.ndarray, n: int, epsilon, params: dict, record: bool = False, halt=None,
-                   at_once: int | None = None):
+                   at_once: int | None = None, t0: int = 0):
         """``_steps`` on numpy images, the batch split into parts run by the worker threads, at most ``at_once``
         images at the same time (waves of parts when the batch is larger).
 
@@ -173,11 +225,12 @@ class AscentLoop:
         b = images.shape[0]
         n_t = tf.constant(n, tf.int32)
         halt = _never() if halt is None else halt
+        clock = tf.constant(t0, tf.int32)
         flat, treedef = tf.nest.flatten(params), params
 
         def run(lo, hi):
             p = params if (lo, hi) == (0, b) else tf.nest.pack_sequence_as(treedef, [t[lo:hi] for t in flat])
-            out = [t.numpy() for t in self._call(tf.constant(images[lo:hi]), n_t, epsilon, p, halt, record)]
+            out = [t.numpy() for t in self._call(tf.constant(images[lo:hi]), n_t, epsilon, p, halt, clock, record)]
             return _Part(lo, hi, int(out[0]), *out[1:4], out[4] if record else None)
 
         bounds, together = self._partition(b, at_once)
@@ -189,9 +242,10 @@ class AscentLoop:
             parts += [f.result() for f in wave]
         return parts
 
-    def _run_steps(self, images: np.ndarray, n: int, epsilon, params: dict, at_once: int | None) -> np.ndarray:
-        """The images after exactly ``n`` steps (never halted)."""
-        return np.concatenate([p.images for p in self._run_parts(images, n, epsilon, params, at_once=at_once)])
+    def _run_steps(self, images: np.ndarray, n: int, epsilon, params: dict, at_once: int | None, t0: int) -> np.ndarray:
+        """The states after exactly ``n`` steps from step ``t0`` (never halted)."""
+        return np.concatenate([p.images for p in self._run_parts(images, n, epsilon, params, at_once=at_once,
+                                                                  t0=t0)])
 
     def run_chunk(self, images, loss_old, counters: Counters, j0: int, n: int, epsilon: tf.Tensor,
                   criterion: float, stop_on_convergence: bool, params: dict, record: bool = False, halt=None,
@@ -213,7 +267,7 @@ class AscentLoop:
         and with ``record`` every step's images (done, B, H, W, C) (valid for the images that made that step's
         update), else None.
         """
-        parts = self._run_parts(images, n, epsilon, params, record, halt, at_once)
+        parts = self._run_parts(images, n, epsilon, params, record, halt, at_once, t0=j0)
         settings = (epsilon, np.float32(criterion), bool(stop_on_convergence), at_once)
         if len({p.done for p in parts}) == 1:
             whole = _Part(0, images.shape[0], parts[0].done, np.concatenate([p.images for p in parts]),
@@ -282,7 +336,7 @@ class AscentLoop:
         go = running & ~stops
         updated[:] = np.where(running, k + go, 0)
         if not hit.size:
-            new = np.where(running[:, None, None, None], out, images)
+            new = np.where(_col(running, images), out, images)
             return new, loss_old, counters, n, record_losses, trail
         # an image stops at step k: the stopping ones keep their image before step k's update, the others take it.
         # With the recorded trail both are at hand; else steps 0..k are run again (the same computation as the
@@ -291,9 +345,9 @@ class AscentLoop:
             before = trail[k - 1] if k > 0 else images
             after = trail[k]
         else:
-            before = self._run_steps(images, k, epsilon, params, at_once) if k > 0 else images
-            after = self._run_steps(before, 1, epsilon, params, at_once) if go.any() else before
-        new = np.where(go[:, None, None, None], after, np.where(running[:, None, None, None], before, images))
+            before = self._run_steps(images, k, epsilon, params, at_once, j0) if k > 0 else images
+            after = self._run_steps(before, 1, epsilon, params, at_once, j0 + k) if go.any() else before
+        new = np.where(_col(go, images), after, np.where(_col(running, images), before, images))
         return new, loss_old, counters, k + 1, record_losses, None if trail is None else trail[: k + 1]
 
 
@@ -318,6 +372,11 @@ def _never() -> tf.Variable:
     if not _NEVER:
         _NEVER.append(tf.Variable(False, trainable=False, name="oipwidgets_never"))
     return _NEVER[0]
+
+
+def _col(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A per-image mask (B,) shaped to broadcast over states ``like`` (B, …)."""
+    return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
 
 
 def _flat_items(params: dict, prefix: str = ""):

@@ -22,7 +22,8 @@ from .keys import Frozen, structure_key
 from .probe import LayerInfo
 from .validation import check_index
 
-__all__ = ["Objective", "MapMean", "Node", "Unit", "Sum", "Scaled", "objective_for", "wrap_objective"]
+__all__ = ["Objective", "ImageObjective", "MapObjective", "MapMean", "Node", "Unit", "Sum", "Scaled", "objective_for",
+           "wrap_objective"]
 
 
 def _per_image(value, batch: int | None, what: str) -> np.ndarray:
@@ -70,6 +71,14 @@ class Objective(Frozen):
 
     kind = "any"  # "maps" for 4-D activations, "units" for 2-D, "any" for both
     param_names: tuple = ()
+    #: True for a term whose score for one image depends on the other images of the batch (diversity): such a
+    #: batch climbs as one piece, never split over threads or memory waves
+    couples_batch = False
+
+    def evaluate(self, activations: tf.Tensor, params: dict, images: tf.Tensor) -> tf.Tensor:
+        """Scores (B,) given the activations and the images (B, H, W, C) the model saw before any robustness
+        transform; the compiled loop calls this. Objectives of the activations only implement ``__call__``."""
+        return self(activations, params)
 
     def params(self, batch: int) -> dict:
         """This objective's numbers as per-image int32 arrays (batch,), in a nested dict."""
@@ -122,17 +131,33 @@ class Objective(Frozen):
         return self.describe()
 
 
-class MapMean(Objective):
-    """The article's objective: the mean activation of one map over its height and width.
+class ImageObjective(Objective):
+    """Base of the terms that score the image itself (regularisers such as ``TotalVariation``): ``score(images)``
+    (B, H, W, C) → (B,), composed with the others (``ow.MapMean(3) - 0.05 * ow.TotalVariation()``)."""
 
-    ``map``: a map index, or one index per image of a batch.
-    """
+    @abc.abstractmethod
+    def score(self, images: tf.Tensor) -> tf.Tensor:
+        """One number per image (B,), larger for more of the property (subtract the term to penalise it)."""
+
+    def __call__(self, activations, params):
+        raise TypeError(f"{type(self).__name__} scores the image; call evaluate(activations, params, images)")
+
+    def evaluate(self, activations, params, images):
+        return self.score(images)
+
+
+class MapObjective(Objective):
+    """Base of the objectives of one map per image: ``map`` is a map index, or one index per image of a batch."""
 
     kind = "maps"
     param_names = ("map",)
 
     def __init__(self, map: int | Sequence[int]):
         self.map = map
+
+
+class MapMean(MapObjective):
+    """The article's objective: the mean activation of one map over its height and width."""
 
     def __call__(self, activations, params):
         # a one-hot weighted sum of the map means picks each image's map: the same value as a gather, with a
@@ -197,8 +222,15 @@ class Sum(Objective):
         for t in self.terms:
             t.validate(layer, batch)
 
+    @property
+    def couples_batch(self):
+        return any(t.couples_batch for t in self.terms)
+
     def __call__(self, activations, params):
         return tf.add_n([t(activations, params[str(i)]) for i, t in enumerate(self.terms)])
+
+    def evaluate(self, activations, params, images):
+        return tf.add_n([t.evaluate(activations, params[str(i)], images) for i, t in enumerate(self.terms)])
 
     def describe(self):
         return " + ".join(t.describe() for t in self.terms)
@@ -220,8 +252,15 @@ class Scaled(Objective):
     def validate(self, layer, batch):
         self.term.validate(layer, batch)
 
+    @property
+    def couples_batch(self):
+        return self.term.couples_batch
+
     def __call__(self, activations, params):
         return self.factor * self.term(activations, params)
+
+    def evaluate(self, activations, params, images):
+        return self.factor * self.term.evaluate(activations, params, images)
 
     def describe(self):
         return f"{self.factor:g} × ({self.term.describe()})"

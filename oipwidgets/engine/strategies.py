@@ -74,6 +74,7 @@ class Strategy(abc.ABC):
     """Base class: ``run(job) -> Outcome`` and ``snapshot_plan(steps, noise) -> [global step numbers]``."""
 
     name = "strategy"
+    pixel_only = False  # True when the strategy edits images between stages (only the pixel space can take that)
 
     def validate(self, noise) -> None:
         """Raise ValueError when this strategy cannot work with ``noise``."""
@@ -105,7 +106,8 @@ class Simple(Strategy):
 
     def run(self, job):
         starts = job.start if job.start is not None else job.make_noise(job.noise, job.seeds)
-        state, snaps = ascend(job.loop, AscentState.start(starts), job.params, job.options, Stage(job.steps))
+        state, snaps = ascend(job.loop, AscentState.start(job.loop.states_of(starts)), job.params, job.options,
+                              Stage(job.steps))
         return Outcome(state, snaps, starts, {"steps": job.steps})
 
 
@@ -119,6 +121,7 @@ class Multiscale(Strategy):
 
     stages: tuple = ARTICLE_STAGES
     name = "multiscale"
+    pixel_only = True
 
     def __post_init__(self):
         stages = tuple(self.stages)
@@ -200,7 +203,7 @@ class Precursor(Strategy):
             cand = job.make_noise(_coarse(job.noise), [cs for per in cand_seeds for cs in per])
         pre_params = tf.nest.map_structure(lambda t: tf.repeat(t, n, axis=0), job.params)
         total = self.steps + job.steps
-        pre, _ = ascend(job.loop, AscentState.start(cand), pre_params, job.options,
+        pre, _ = ascend(job.loop, AscentState.start(job.loop.states_of(cand)), pre_params, job.options,
                         Stage(self.steps, (), total=total, index=0, count=2))
         if pre.error is not None:  # the search itself failed: report its first candidate per map
             pick = np.arange(b) * n

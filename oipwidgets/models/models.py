@@ -24,7 +24,8 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`load_default_model`, with the dataset each model was trained on.
-DEFAULT_MODELS = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST clothes"}
+DEFAULT_MODELS = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST clothes",
+                  "planted": "planted colour gratings (synthetic, 64×64×3, oipwidgets.models.planted)"}
 
 _MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -89,7 +90,7 @@ def _check_default_name(name: str) -> str:
 
 
 def default_model_path(name: str = "mnist") -> Path:
-    """Path of the shipped ``.keras`` file of a default model (``"mnist"`` or ``"fashion"``)."""
+    """Path of the shipped ``.keras`` file of a default model (``"mnist"``, ``"fashion"`` or ``"planted"``)."""
     _check_default_name(name)
     return Path(str(resources.files("oipwidgets") / "data" / f"{name}.keras"))
 
@@ -98,9 +99,11 @@ def load_default_model(name: str = "mnist") -> keras.Model:
     """Load a pretrained default model shipped in the package; works offline.
 
     ``"mnist"``: the article's CNN trained on the first 10,000 MNIST training images; ``"fashion"``: the same
-    CNN trained on Fashion-MNIST. Both take per-image standardised 28×28×1 input
-    (:func:`oipwidgets.preprocessing.to_model_input`) and output class probabilities. Each call returns a new,
-    independent model; :func:`model_card` says how it was made.
+    CNN trained on Fashion-MNIST; both take 28×28×1 input. ``"planted"``: a small conv/BN/ReLU CNN trained on
+    generated 64×64×3 colour gratings whose classes have known orientation, frequency and colour axis
+    (``oipwidgets.models.planted``), with a ``logits`` layer before its softmax. All take per-image standardised
+    input (:func:`oipwidgets.preprocessing.to_model_input`) and output class probabilities. Each call returns a
+    new, independent model; :func:`model_card` says how it was made.
     """
     return load_model(default_model_path(name))
 

@@ -84,12 +84,14 @@ def train_cnn(
     num_classes: int = 10,
     verbose: int | str = "auto",
     callbacks: list | None = None,
+    build=None,
 ) -> TrainResult:
     """Train a fresh article CNN on raw images.
 
     x_train: uint8 or float images, (N, H, W) or (N, H, W, C); they are standardised per image here.
     y_train: integer labels (N,) in 0..num_classes-1 (one-hot encoded here for the categorical cross-entropy).
     ``verbose`` is passed to ``keras.Model.fit`` (its progress bar is the CLI's progress display).
+    build: ``f(input_shape, num_classes, l2) -> keras.Model`` (default: the article's ``build_cnn``).
     """
     x = to_model_input(x_train)
     y = np.asarray(y_train)
@@ -100,7 +102,7 @@ def train_cnn(
     if y.min() < 0 or y.max() >= num_classes:
         raise ValueError(f"labels must lie in 0..{num_classes - 1}; got {int(y.min())}..{int(y.max())}")
     keras.utils.set_random_seed(config.seed)
-    model = build_cnn(input_shape=x.shape[1:], num_classes=num_classes, l2=config.l2)
+    model = (build or build_cnn)(input_shape=x.shape[1:], num_classes=num_classes, l2=config.l2)
     steps = int(np.ceil(len(x) / config.batch_size))
     _compile(model, config, steps)
     raw = np.asarray(x_train, dtype=np.float32).reshape(x.shape)

@@ -22,7 +22,12 @@ from traitlets import Bool, Enum, Float, Int, List, TraitError, Tuple, Unicode, 
 
 from ..engine.engine import MAX_EPSILON, OIPEngine
 from ..engine.examples import default_examples, top_k_all
+from ..engine.diversity import Diversity
 from ..engine.noise import DEFAULT_WEIGHTS, MultiScaleNoise
+from ..engine.objectives import Objective
+from ..engine.optimizers import OPTIMIZERS
+from ..engine.parameterizations import PARAMETERIZATIONS
+from ..engine.regularizers import TotalVariation
 from ..engine.strategies import STRATEGIES
 from ..engine.validation import check_float, check_index, check_int, is_int
 from ..models.models import load_default_model
@@ -31,6 +36,9 @@ from .controls import run_buttons, status_html, weights_for
 from .worker import RunsInBackground, Worker
 
 __all__ = ["OIPWidgetBase", "trait_check", "check_layer", "close_tree"]
+
+MAX_DIVERSITY = 8  # OIPs of one map grown side by side at most
+DIVERSITY_WEIGHT = 1.0  # weight of the Diversity term (its score lies in [-1, 1])
 
 
 def trait_check(check, *args, **kwargs):
@@ -80,6 +88,12 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
     strategy = Enum(tuple(STRATEGIES), default_value="simple", help="'simple', 'multiscale' or 'precursor'")
     seed = Int(0, help="seed of the start noise")
     colormap = Enum(COLORMAPS, default_value="viridis")
+    # how the image climbs (engine/climb.py): the article's by default
+    param = Enum(tuple(PARAMETERIZATIONS), default_value="pixel", help="image representation: pixel, fourier, maco")
+    transforms = Enum(("none", "standard"), default_value="none", help="robustness transforms at each step")
+    optimizer = Enum(tuple(OPTIMIZERS), default_value="rms", help="'rms' (the article's step) or 'adam'")
+    smoothness = Float(0.0, help="weight of the total-variation penalty (0: none)")
+    diversity = Int(1, help="how many different OIPs of the map to grow side by side (1: one)")
     status = Unicode("ready", read_only=True)
     running = Bool(False, read_only=True)
 
@@ -176,6 +190,14 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
     def _check_epsilon(self, proposal):
         return trait_check(check_float, proposal["value"], "epsilon", high=MAX_EPSILON)
 
+    @validate("smoothness")
+    def _check_smoothness(self, proposal):
+        return trait_check(check_float, proposal["value"], "smoothness", positive=False, high=100.0)
+
+    @validate("diversity")
+    def _check_diversity(self, proposal):
+        return trait_check(check_int, proposal["value"], "diversity", low=1, high=MAX_DIVERSITY)
+
     @validate("noise_scales")
     def _check_scales(self, proposal):
         return [tuple(trait_check(check_int, v, "each noise grid side") for v in s) for s in proposal["value"]]
@@ -190,6 +212,16 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         kind = "map" if info.kind == "maps" else "unit"
         return trait_check(check_index, value, info.size, what.replace("map", kind, 1),
                            f"layer {self.layer!r} has {info.size} {kind}s")
+
+    def _climb(self, objective: Objective, n: int) -> dict:
+        """The run keywords for the climb settings: param, transforms, optimizer and the objective with its
+        smoothness and diversity terms added (``objective`` for ``n`` images)."""
+        if self.smoothness > 0:
+            objective = objective - self.smoothness * TotalVariation()
+        if n > 1:
+            objective = objective + DIVERSITY_WEIGHT * Diversity()
+        return {"param": self.param, "transforms": None if self.transforms == "none" else self.transforms,
+                "optimizer": self.optimizer, "objective": objective}
 
     # ------------------------------------------------------------------ noise, engines, examples
     def noise(self) -> MultiScaleNoise:

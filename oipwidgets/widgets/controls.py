@@ -14,6 +14,8 @@ import html
 import ipywidgets as widgets
 from traitlets import TraitError
 
+from ..engine.optimizers import OPTIMIZERS
+from ..engine.parameterizations import PARAMETERIZATIONS
 from ..engine.strategies import STRATEGIES
 from ..output.render import COLORMAPS
 
@@ -120,6 +122,16 @@ _CONTROLS = {
                                                                             description="strategy", **kw)),
     "colormap": ("colormap_dropdown", lambda layers, **kw: widgets.Dropdown(options=list(COLORMAPS),
                                                                             description="colours", **kw)),
+    "param": ("param_dropdown", lambda layers, **kw: widgets.Dropdown(options=list(PARAMETERIZATIONS),
+                                                                      description="image as", **kw)),
+    "transforms": ("transforms_dropdown", lambda layers, **kw: widgets.Dropdown(options=["none", "standard"],
+                                                                                description="transforms", **kw)),
+    "optimizer": ("optimizer_dropdown", lambda layers, **kw: widgets.Dropdown(options=list(OPTIMIZERS),
+                                                                              description="optimiser", **kw)),
+    "smoothness": ("smoothness_text", lambda layers, **kw: widgets.BoundedFloatText(
+        min=0.0, max=100.0, step=0.01, description="smoothness", **kw)),
+    "diversity": ("diversity_text", lambda layers, **kw: widgets.BoundedIntText(min=1, max=8, description="diverse",
+                                                                               **kw)),
     "epsilon": ("epsilon_slider", lambda layers, **kw: widgets.FloatLogSlider(
         base=10, min=-4, max=-0.5, step=0.1, description="epsilon", readout_format=".4f", continuous_update=False,
         **kw)),
@@ -129,7 +141,8 @@ _CONTROLS = {
 def add_setting_controls(owner, widths: dict, *, style: dict, layers, on_error, extra: dict | None = None) -> None:
     """Make the control of each setting in ``widths`` (trait name → CSS width, or None for the default), set it as
     the owner's attribute (``layer_dropdown``, ``steps_text``, ``seed_text``, ``strategy_dropdown``,
-    ``colormap_dropdown``, ``epsilon_slider``) and ``bind`` it to the trait, refused values going to ``on_error``.
+    ``colormap_dropdown``, ``epsilon_slider``, ``param_dropdown``, ``transforms_dropdown``, ``optimizer_dropdown``,
+    ``smoothness_text``, ``diversity_text``) and ``bind`` it to the trait, refused values going to ``on_error``.
     layers: the names the layer dropdown offers; extra: trait name → a control the owner made, bound the same way."""
     controls = dict(extra or {})
     for name, width in widths.items():
