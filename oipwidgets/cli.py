@@ -185,7 +185,8 @@ def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
         bar["last"], bar["shown"] = now, p.step
 
     result = engine.run_layer(steps=args.steps, seed=args.seed, epsilon=args.epsilon, strategy=args.strategy,
-                              callback=progress)
+                              callback=progress, param=args.param, optimizer=args.optimizer,
+                              transforms=None if args.transforms == "none" else args.transforms)
     if bar["shown"] >= 0:
         sys.stderr.write("\n")
         sys.stderr.flush()
@@ -200,7 +201,8 @@ def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
         written.append(f"{outs[0]} ({width}x{height} px PNG)")
         if args.html:
             facts = {"model": args.model, "layer": args.layer, "strategy": args.strategy, "steps": args.steps,
-                     "seed": args.seed, "epsilon": args.epsilon, "command": shlex.join(["oipwidgets", *argv]),
+                     "seed": args.seed, "epsilon": args.epsilon, "param": args.param, "transforms": args.transforms,
+                     "optimizer": args.optimizer, "command": shlex.join(["oipwidgets", *argv]),
                      "oipwidgets": __version__}
             zoo_html(result, outs[1], cols=args.cols, cmap=args.cmap, contrast=args.contrast, info=facts, png=png)
             written.append(f"{outs[1]} (self-contained HTML)")
@@ -239,12 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(run=_cmd_evaluate)
 
     zoo = sub.add_parser("zoo", help="the OIPs of every map of a layer, tiled and labelled, as PNG (and HTML)")
-    zoo.add_argument("--model", default="mnist", help="'mnist', 'fashion' or a .keras/.h5 file (default: mnist)")
+    zoo.add_argument("--model", default="mnist",
+                     help="'mnist', 'fashion', 'planted' or a .keras/.h5 file (default: mnist)")
     zoo.add_argument("--layer", default="Conv2D_3", help="a layer with maps (default: Conv2D_3)")
     zoo.add_argument("--steps", type=int, default=400, help="ascent steps per map (default: 400)")
     zoo.add_argument("--strategy", choices=("simple", "multiscale", "precursor"), default="simple")
     zoo.add_argument("--seed", type=int, default=0, help="seed of the start noise (default: 0)")
-    zoo.add_argument("--epsilon", type=float, default=0.01, help="step size (default: 0.01)")
+    zoo.add_argument("--epsilon", type=float, default=0.01, help="step size (default: 0.01; Adam's learning rate)")
+    zoo.add_argument("--param", choices=("pixel", "fourier", "maco"), default="pixel",
+                     help="how the image climbs: pixel (the article's), fourier or maco (default: pixel)")
+    zoo.add_argument("--transforms", choices=("none", "standard"), default="none",
+                     help="robustness transforms at each step (default: none)")
+    zoo.add_argument("--optimizer", choices=("rms", "adam"), default="rms",
+                     help="rms (the article's step) or adam (default: rms)")
     zoo.add_argument("--cols", type=int, default=8, help="tiles per row (default: 8)")
     zoo.add_argument("--cmap", default="viridis", help="matplotlib colour map (default: viridis)")
     zoo.add_argument("--contrast", action="store_true", help="contrast-enhanced tiles instead of plain ones")

@@ -76,3 +76,18 @@ def test_a_diverse_batch_differs_more_than_one_seed_alone(engine):
 
     assert spread(diverse) > spread(plain)
     assert all(np.isfinite(r.image).all() for r in diverse)
+
+
+def test_the_zoo_command_takes_the_climb(tmp_path, capsys):
+    from oipwidgets import cli
+
+    out = tmp_path / "zoo.png"
+    argv = ["zoo", "--layer", "Conv2D_1", "--steps", "5", "--param", "fourier", "--transforms", "standard",
+            "--optimizer", "adam", "--epsilon", "0.05", "--out", str(out), "--html", str(tmp_path / "zoo.html")]
+    assert cli.main(argv) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert "fourier" in (tmp_path / "zoo.html").read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["zoo", "--param", "wavelet"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'wavelet' (choose from 'pixel', 'fourier', 'maco')" in capsys.readouterr().err

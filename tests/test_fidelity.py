@@ -36,7 +36,7 @@ def test_the_measurements_read_a_known_grating(orient, freq):
 
 def test_quick_run_recovers_two_classes_under_the_readable_setting():
     settings = fid.settings()
-    table, pictures = fid.run([0, 1], 256, {k: settings[k] for k in ("pixel", "fourier+transforms")})
+    table, pictures = fid.run([0, 1], 512, {k: settings[k] for k in ("pixel", "fourier+transforms")})
     best = table["fourier+transforms"]
     assert best["recovered_units"] == 1.0
     assert best["colour"] >= table["real samples"]["colour"]
