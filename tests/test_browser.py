@@ -52,9 +52,9 @@ def test_demo_notebook_renders_and_the_explorer_runs_in_the_browser(lab_page, la
         DEMO,
         run_timeout=300,
         expected={
-            ".oip-explorer": 4,
-            ".oip-explorer .oip-grid": 4,
-            ".oip-explorer .oip-loss": 4,
+            ".oip-explorer": 5,
+            ".oip-explorer .oip-grid": 5,
+            ".oip-explorer .oip-loss": 5,
             ".oip-layer-zoo .oip-zoo": 1,
             ".oip-layer-zoo .oip-zoo-detail": 1,
             ".oip-activations .oip-maps": 1,

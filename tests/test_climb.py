@@ -91,3 +91,23 @@ def test_the_zoo_command_takes_the_climb(tmp_path, capsys):
         cli.main(["zoo", "--param", "wavelet"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'wavelet' (choose from 'pixel', 'fourier', 'maco')" in capsys.readouterr().err
+
+
+def test_the_explorer_climbs_as_set_and_shows_diverse_oips_side_by_side(mnist):
+    ex = ow.OIPExplorer(mnist, "Conv2D_3", map_index=5, steps=20, seed=2)
+    assert ex.param_dropdown.options == ("pixel", "fourier", "maco")
+    ex.param_dropdown.value, ex.optimizer_dropdown.value, ex.transforms_dropdown.value = "fourier", "adam", "standard"
+    assert (ex.param, ex.optimizer, ex.transforms) == ("fourier", "adam", "standard")
+    ex.epsilon = 0.05
+    one = ex.run(wait=True)
+    assert one.params["param"].startswith("fourier") and one.params["transforms"].startswith("pad 12 px")
+    assert ex.diverse_box.children == ()
+    ex.diversity, ex.smoothness = 3, 0.1
+    first = ex.run(wait=True)
+    assert [r.params["seed"] for r in ex._diverse] == [2, 3, 4] and first is ex._diverse[0]
+    assert "diversity" in first.params["objective"] and "total variation" in first.params["objective"]
+    assert ex.diverse_grid.cols == 3 and len(ex.diverse_box.children) == 2
+    shown = [ex.diverse_grid.pixels(k) for k in range(3)]
+    assert all(p.shape[:2] == shown[0].shape[:2] for p in shown) and not np.array_equal(shown[0], shown[1])
+    with pytest.raises(Exception, match="diversity must be a whole number from 1 to 8; got 9"):
+        ex.diversity = 9

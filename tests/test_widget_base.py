@@ -246,3 +246,18 @@ def test_the_explorer_makes_the_start_image_once_in_the_run_thread(mnist, monkey
     start_tile = ex.grid.tiles[ex.grid.index(0, 0)]
     np.testing.assert_allclose(start_tile.color, plain(result.start), atol=1e-6)
     assert ex.grid.labels.text[0] == "start"
+
+
+def test_a_closed_zoo_leaves_no_widget_behind_even_with_detail_and_explorer(mnist):
+    """The zoo's detail view (made before it is shown) and an explorer opened from it are closed with the zoo."""
+    before = live_widgets()
+    zoo = ow.LayerZoo(mnist, "Conv2D_3", steps=3)
+    zoo.run(wait=True)
+    zoo.selected = 3
+    zoo._show_explorer()
+    first = zoo.explorer_area.children[0]
+    zoo._show_explorer()  # replacing an explorer closes the old one
+    assert first._worker is not None and first.comm is None
+    zoo.selected = None
+    zoo.close()
+    assert live_widgets() <= before

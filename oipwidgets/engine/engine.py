@@ -168,6 +168,7 @@ class OIPEngine:
             raise TypeError(f"callback must be a function taking a Progress, or None; got {type(callback).__name__}")
         maps, seeds = self._batch(maps, seed)
         b = len(maps)
+        given = objective is not None
         objective = self._checked_objective(objective, maps)
         climb = Climb.make(param, transforms, optimizer, self.input_shape)
         climb.check(strategy, objective, b, options.at_once)
@@ -183,7 +184,7 @@ class OIPEngine:
         final = self._final_scores(objective, out.state, params)
         common = dict(steps=steps, epsilon=options.epsilon, noise=noise.describe(), strategy=strategy.describe(),
                       conv_criterion=options.conv_criterion, stop_on_convergence=options.stop_on_convergence,
-                      objective=objective.describe() if b == 1 else None, start_given=start is not None,
+                      objective=objective.describe() if b == 1 or given else None, start_given=start is not None,
                       input_mode=repr(self.mode), **climb.describe())
         results = [self._result(k, maps[k], seeds[k], out, final[k], common) for k in range(b)]
         return LayerResult(results, seconds=time.perf_counter() - t0, error=out.state.error)

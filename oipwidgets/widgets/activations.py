@@ -17,7 +17,7 @@ from ..models.models import load_default_model
 from ..models.preprocessing import to_model_input
 from ..engine.probe import ensure_built, probeable_layers
 from ..engine.validation import check_index, check_int
-from ..output.render import COLORMAPS, plain
+from ..output.render import COLORMAPS, plain_display, tile_scale
 from .base import check_layer, trait_check
 from .tilegrid import TileGrid
 
@@ -132,7 +132,9 @@ class ActivationViewer(widgets.VBox):
                                ("dense_layer", self.dense_dropdown)]:
             widgets.link((self, trait), (control, "value"))
         h, w, _ = self.model.inputs[0].shape[1:]
-        self.input_grid = TileGrid(1, 1, (int(h), int(w)), scale=3.0, scheme="Greys", css_class="oip-input")
+        # the input image: grey ones in grey, colour ones in colour, ~84–140 px (tile_scale)
+        self.input_grid = TileGrid(1, 1, (int(h), int(w)), scale=tile_scale(int(h), int(w)), scheme="Greys",
+                                   css_class="oip-input")
         self.caption = widgets.HTML()
         self.maps_box = widgets.Box()
         self.maps_grid = None  # made by _update, for the shape of the layer's maps
@@ -168,17 +170,22 @@ class ActivationViewer(widgets.VBox):
         cols = min(self.cols, n)
         grid = self.maps_grid
         if grid is None or grid.h != h or grid.w != w or len(grid.tiles) != -(-n // cols) * cols:
-            scale = max(2.0, min(12.0, 60.0 / max(h, w)))  # screen pixels per map pixel: small maps drawn larger
+            # screen pixels per map pixel: small maps drawn larger (~60 px; at least ×2 up to 30-px maps, as always),
+            # large maps (colour nets) shrunk to ~60 px and sent as PNGs of at most 1.25× that
+            n_px = max(h, w)
+            scale = max(2.0, min(12.0, 60.0 / n_px)) if n_px <= 30 else 60.0 / n_px
+            if self.maps_grid is not None:
+                self.maps_grid.close()
             grid = TileGrid(-(-n // cols), cols, (h, w), scheme=self.colormap, scale=scale, gap=6 / scale,
                             label_space=13 / scale, css_class="oip-maps")
             self.maps_grid = grid
             self.maps_box.children = [grid.figure]
         lo, hi = float(maps.min()), float(maps.max())
         with grid.figure.hold_sync():
-            grid.colors.min, grid.colors.max = lo, hi if hi > lo else lo + 1.0
-            for m in range(n):
+            grid.colors.min, grid.colors.max = lo, hi if hi > lo else lo + 1.0  # raw activations, one range
+            for m in range(n):  # grey tiles coloured in Python; tiles that look the same are not sent again
                 grid.set_tile(m, maps[:, :, m], f"{m}")
-        self.input_grid.set_tile(0, plain(self.images[self.image_index]), "input")
+        self.input_grid.set_tile(0, plain_display(self.images[self.image_index]), "input")
         probs = acts["probabilities"]
         pred = int(np.argmax(probs))
         label = "" if self.labels is None else f"label {self.class_names[int(self.labels[self.image_index])]}, "

@@ -124,6 +124,7 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         self._draw_lock = threading.Lock()
         self._status_before_compiling: str | None = None
         self._ready = False  # set when the view exists: from then on refused settings show on the status line
+        self._hidden: list = []  # widgets made now but shown only later (``_own``): closed with this one
         super().__init__()
         self.layer = self._default_layer() if layer is None or layer == "" else self._layer_name(layer)
         self._set_initial(kwargs)
@@ -313,7 +314,14 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
             return
         self._run_id += 1  # a run that still ends draws nothing
         self._worker.cancel(wait=True, timeout=5.0)
+        for widget in self._hidden:
+            close_tree(widget)
         close_tree(self)
+
+    def _own(self, widget):
+        """``widget``, made by this widget but not (yet) in its tree of children: closed with it all the same."""
+        self._hidden.append(widget)
+        return widget
 
     def _cancel_running(self) -> None:
         """Settings that change what is computed cancel a running run (what it did stays as ``result``)."""

@@ -20,7 +20,7 @@ from traitlets import Instance, Int, validate
 
 from ..engine.result import OIPResult, status_summary
 from ..engine.strategies import strategy_for
-from ..output.render import enhanced, plain
+from ..output.render import enhanced_display, plain_display, tile_scale
 from .base import OIPWidgetBase
 from .controls import add_setting_controls, format_scales, parse_scales
 from .exports import ExportsResult
@@ -97,16 +97,24 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             layout=widgets.Layout(width="420px", height="220px"),
         )
         self.loss_figure.add_class("oip-loss")
+        add_setting_controls(self, dict.fromkeys(("param", "transforms", "optimizer", "smoothness", "diversity"),
+                                                 width), style=style, layers=self._infos, on_error=self._report)
+        self.advanced = widgets.Accordion(
+            children=[widgets.VBox([self.param_dropdown, self.transforms_dropdown, self.optimizer_dropdown,
+                                    self.smoothness_text, self.diversity_text])],
+            titles=("how the image climbs",), selected_index=None)
         controls = widgets.VBox(
             [self.layer_dropdown, self.map_slider, self.scales_text, self.weights_box, self.epsilon_slider,
-             self.steps_text, self.strategy_dropdown, self.seed_text, self.colormap_dropdown,
+             self.steps_text, self.strategy_dropdown, self.seed_text, self.colormap_dropdown, self.advanced,
              widgets.HBox([self.run_button, self.stop_button]), self.progress],
             layout=widgets.Layout(width="345px"),
         )
+        self.diverse_box = widgets.VBox()  # the other OIPs of a diverse run (diversity > 1), side by side
+        self.diverse_grid, self.diverse_title, self._diverse = None, self._own(widgets.HTML()), []
         self.examples_box = widgets.VBox()
         self.examples_grid, self.examples_title = None, widgets.HTML()
         self.children = [
-            widgets.HBox([controls, widgets.VBox([self.grid_box, self.loss_figure, self.examples_box])]),
+            widgets.HBox([controls, widgets.VBox([self.grid_box, self.loss_figure, self.diverse_box, self.examples_box])]),
             self.status_line,
             self.details_box,
         ]
@@ -120,9 +128,12 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         self.observe(self._on_colormap, names="colormap")
 
     def _make_grid(self, cols: int):
+        """Two rows (plain, enhanced) of ``cols`` tiles, ~84–140 px each (``tile_scale``: 28 px ×3, 224 px ×0.5;
+        large images go out as PNGs of at most 1.25× their screen size). A grid replaced closes its widgets."""
         h, w, _ = self._engine().input_shape
-        scale = max(1.0, min(3.0, 84.0 / max(h, w)))
-        self.grid = TileGrid(2, cols, (h, w), scheme=self.colormap, scale=scale, css_class="oip-grid")
+        if self.grid is not None:
+            self.grid.close()
+        self.grid = TileGrid(2, cols, (h, w), scheme=self.colormap, scale=tile_scale(h, w), css_class="oip-grid")
         self.grid_box.children = [self.grid.figure]
 
     # ------------------------------------------------------------------ state changes
@@ -187,8 +198,8 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             self.examples_box.children = []
             return
         h, w, _ = self._engine().input_shape
-        grid = reuse_grid(self.examples_grid, 1, len(top.indices), (h, w), scheme="Greys", scale=1.5,
-                          label_space=10, css_class="oip-examples")
+        grid = reuse_grid(self.examples_grid, 1, len(top.indices), (h, w), scheme="Greys",
+                          scale=tile_scale(h, w) / 2, label_space=10, css_class="oip-examples")
         grid.show_examples(top, "{activation:.2f}")
         self.examples_grid = grid
         self.examples_title.value = (f"<small>the {len(top.indices)} example images that activate {self._kind} "
@@ -210,8 +221,20 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         self._live = {"planned": planned, "last_draw": 0.0, "steps": [], "losses": [], "filled": 0,
                       "start": self.strategy == "simple", "t0": time.perf_counter(), "first_update": None}
 
+        n = self.diversity  # n > 1: n different OIPs of the map, grown together (the first one fills the grid)
+        self._diverse = []
+        climb = self._climb(engine.objective(np.full(n, self.map_index) if n > 1 else self.map_index), n)
+        seeds = [self.seed + k for k in range(n)]
+
         def job(cancel):
-            return engine.run(**args, callback=lambda p: self._on_progress(p, run_id), cancel=cancel)
+            progress = lambda p: self._on_progress(p, run_id)  # noqa: E731
+            if n == 1:
+                return engine.run(**args, callback=progress, cancel=cancel, **climb)
+            args.pop("seed")
+            index = args.pop("map_index")
+            batch = engine.run_layer([index] * n, seed=seeds, callback=progress, cancel=cancel, **args, **climb)
+            self._diverse = list(batch)
+            return batch[0]
 
         return job
 
@@ -225,9 +248,10 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         self.details_box.layout.display = "none"
 
     def _draw_tile(self, col: int, image, label: str, loss: float | None = None):
-        """Column ``col``: plain rendering labelled ``label`` on top, enhanced one labelled with the loss below."""
-        self.grid.set_tile(self.grid.index(0, col), plain(image), label)
-        self.grid.set_tile(self.grid.index(1, col), enhanced(image), "" if loss is None else f"loss {loss:.3g}")
+        """Column ``col``: plain rendering labelled ``label`` on top, enhanced one labelled with the loss below
+        (colour images in colour, grey ones through the colour map; a tile already showing this is not sent)."""
+        self.grid.set_tile(self.grid.index(0, col), plain_display(image), label)
+        self.grid.set_tile(self.grid.index(1, col), enhanced_display(image), "" if loss is None else f"loss {loss:.3g}")
 
     def _on_progress(self, p, run_id):
         if run_id != self._run_id or self._note_compiling(p):
@@ -262,16 +286,39 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         if self.grid.cols < cols:
             self._make_grid(cols)
         with self.grid.figure.hold_sync(), self.loss_figure.hold_sync():
-            self.grid.clear()
+            # tiles drawn live with the same image are not sent again; tiles beyond the result are hidden
             self._draw_tile(0, r.start, "start")
             for k, (step, img, loss) in enumerate(zip(r.snapshot_steps, r.snapshots, r.snapshot_losses)):
                 self._draw_tile(k + 1, img, f"step {step}", float(loss))
+            for col in range(cols, self.grid.cols):
+                for row in (0, 1):
+                    self.grid.set_tile(self.grid.index(row, col), None, "")
             stride = max(1, len(r.losses) // MAX_CURVE_POINTS)  # long runs: a thinned curve, not megabytes
             self.loss_line.x = np.arange(len(r.losses), dtype=np.float32)[::stride]
             self.loss_line.y = np.asarray(r.losses, np.float32)[::stride]
         self.progress.value = 1.0
         self.progress.bar_style = BAR_STYLES.get(r.status, "success")
         self._set_status(status_summary(r), r.status)
+        self._show_diverse()
+
+    def _show_diverse(self):
+        """The final OIPs of a diverse run side by side (seed and objective under each); nothing for one OIP."""
+        results = list(self._diverse)
+        if len(results) < 2:
+            self.diverse_box.children = []
+            return
+        h, w, _ = self._engine().input_shape
+        grid = reuse_grid(self.diverse_grid, 1, len(results), (h, w), scheme=self.colormap,
+                          scale=tile_scale(h, w), css_class="oip-diverse")
+        with grid.figure.hold_sync():
+            for k, r in enumerate(results):
+                grid.set_tile(k, plain_display(r.image), f"seed {r.params['seed']}: {r.final_loss:.3g}")
+        if grid is not self.diverse_grid:
+            self._own(grid.figure)
+        self.diverse_grid = grid
+        self.diverse_title.value = (f"<small>{len(results)} different OIPs of {self._kind} {self.map_index}, grown "
+                                    "together (a diversity term keeps them apart)</small>")
+        self.diverse_box.children = [self.diverse_title, grid.figure]
 
     def _show_error(self, error: BaseException):
         super()._show_error(error)

@@ -1,6 +1,7 @@
 """LayerZoo: the OIPs of every map of a layer, computed as one batch and drawn as one tiled bqplot image.
 
-The mosaic is a single ``bqplot.HeatMap`` (tiles separated by blank gaps), labelled with each map's index and final
+The mosaic is a single ``bqplot.HeatMap`` (tiles separated by blank gaps; for colour models a single PNG on a
+``bqplot.Image``, ``ImageMosaic``, so OIPs show in colour), labelled with each map's index and final
 mean activation, dead maps in red. An invisible ``Scatter`` of one square per tile takes the clicks: clicking a tile
 sets ``selected`` (a trait), shows that map's OIP beside the dataset images that activate it most (top-k), and
 ``open_explorer()`` opens it in an ``OIPExplorer``. Settings, engines, worker and status are ``OIPWidgetBase``'s.
@@ -18,11 +19,11 @@ from traitlets import Bool, Enum, Instance, Int, TraitError, Unicode, validate
 from ..engine.noise import MultiScaleNoise
 from ..engine.result import STATUS_LABELS, LayerResult
 from ..engine.validation import check_int
-from ..output.render import enhanced, plain
-from .base import OIPWidgetBase, trait_check
+from ..output.render import enhanced_display, plain_display, tile_scale
+from .base import OIPWidgetBase, close_tree, trait_check
 from .controls import add_setting_controls, format_scales, format_weights, parse_scales, parse_weights
 from .mosaic import Mosaic
-from .tilegrid import reuse_grid
+from .tilegrid import ImageMosaic, reuse_grid
 
 __all__ = ["LayerZoo"]
 
@@ -85,19 +86,24 @@ class LayerZoo(OIPWidgetBase):
         add_setting_controls(self, {"layer": None, "steps": "160px", "strategy": "220px", "seed": "140px"},
                              style=style, layers=self._infos, on_error=self._report,
                              extra={"sort": self.sort_buttons, "contrast": self.contrast_box})
+        add_setting_controls(self, {"param": "200px", "transforms": "210px", "optimizer": "200px",
+                                    "smoothness": "200px"}, style=style, layers=self._infos, on_error=self._report)
         self._build_run_controls()
         self.explorer_button = widgets.Button(description="Open in explorer", icon="search", disabled=True)
         self.explorer_button.on_click(lambda _: self._show_explorer())
-        self.mosaic = Mosaic(self.colormap, css_class="oip-zoo")
+        colour = self._engine().input_shape[-1] == 3  # colour models: one RGB PNG, grey ones: the colour-mapped HeatMap
+        self.mosaic = (ImageMosaic if colour else Mosaic)(self.colormap, css_class="oip-zoo")
         self.mosaic.on_click(self._on_tile_click)
         self.figure = self.mosaic.figure
         self.detail_box = widgets.VBox()
-        self.detail_grid, self.detail_title = None, widgets.HTML()
+        self.detail_grid, self.detail_title = None, self._own(widgets.HTML())
         self.explorer_area = widgets.VBox()
         self._layout_mosaic(np.arange(self._infos[self.layer].size))
         self.children = [
             widgets.HBox([self.layer_dropdown, self.steps_text, self.strategy_dropdown, self.seed_text]),
             widgets.HBox([self.scales_text, self.weights_text]),
+            widgets.HBox([self.param_dropdown, self.transforms_dropdown, self.optimizer_dropdown,
+                          self.smoothness_text]),
             widgets.HBox([self.run_button, self.stop_button, self.sort_buttons, self.contrast_box,
                           self.explorer_button]),
             self.progress,
@@ -123,7 +129,8 @@ class LayerZoo(OIPWidgetBase):
         self.mosaic.select(self.selected)
 
     def _render(self, images: np.ndarray) -> np.ndarray:
-        fn = enhanced if self.contrast else plain
+        """Display values of the tiles: (n, h, w) for grey images, (n, h, w, 3) in colour for 3-channel ones."""
+        fn = enhanced_display if self.contrast else plain_display
         return np.stack([fn(im) for im in images]).astype(np.float32)
 
     # ------------------------------------------------------------------ state changes
@@ -192,8 +199,11 @@ class LayerZoo(OIPWidgetBase):
                 if p.snapshot is not None:
                     self.mosaic.draw(self._render(p.snapshot[1]))
 
+        maps = np.arange(self._infos[self.layer].size)
+        climb = self._climb(engine.objective(maps), 1)  # the zoo grows one OIP per map
+
         def job(cancel):
-            return engine.run_layer(**args, callback=on_progress, cancel=cancel)
+            return engine.run_layer(maps, **args, callback=on_progress, cancel=cancel, **climb)
 
         return job
 
@@ -231,11 +241,11 @@ class LayerZoo(OIPWidgetBase):
         h, w, _ = self._engine().input_shape
         top = self.top_examples(m)
         n_ex = 0 if top is None else len(top.indices)
-        grid = reuse_grid(self.detail_grid, 1, 1 + n_ex, (h, w), scheme=self.colormap, scale=2.0,
-                          css_class="oip-zoo-detail")
+        grid = reuse_grid(self.detail_grid, 1, 1 + n_ex, (h, w), scheme=self.colormap,
+                          scale=tile_scale(h, w) * 2 / 3, css_class="oip-zoo-detail")  # 28 px: ×2, 224 px: ×1/3
         if self.result is not None:
             r = self.result[m]
-            grid.set_tile(0, plain(r.image), f"OIP {STATUS_LABELS[r.status]}" if r.status in NO_LOSS
+            grid.set_tile(0, plain_display(r.image), f"OIP {STATUS_LABELS[r.status]}" if r.status in NO_LOSS
                           else f"OIP {r.final_loss:.2f}")
         if top is not None:
             grid.show_examples(top, "#{index}: {activation:.2f}", first=1)
@@ -253,7 +263,21 @@ class LayerZoo(OIPWidgetBase):
             raise ValueError("no map selected: click a tile or pass map_index")
         return OIPExplorer(self.model, self.layer, input_shape=self._input_shape, map_index=int(m), seed=self.seed,
                            noise_scales=list(self.noise_scales), noise_weights=list(self.noise_weights),
-                           steps=self.steps, strategy=self.strategy, epsilon=self.epsilon, colormap=self.colormap)
+                           steps=self.steps, strategy=self.strategy, epsilon=self.epsilon, colormap=self.colormap,
+                           param=self.param, transforms=self.transforms, optimizer=self.optimizer,
+                           smoothness=self.smoothness)
 
     def _show_explorer(self):
+        for old in self.explorer_area.children:  # an explorer replaced stops its run and closes its widgets
+            old.close()
         self.explorer_area.children = [self.open_explorer()]
+
+    def close(self) -> None:
+        """Also stop and close an explorer opened from the zoo, and the detail view (shown or not)."""
+        if self._worker is not None:  # a zoo whose __init__ failed made none of these
+            for explorer in self.explorer_area.children:
+                explorer.close()
+            if self.detail_grid is not None:
+                self.detail_grid.close()
+                close_tree(self.detail_grid.figure)
+        super().close()
