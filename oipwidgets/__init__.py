@@ -11,9 +11,17 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # One intra-op thread per batch part, one part per core (see oipwidgets.runtime; OIPWIDGETS_TF_THREADS overrides).
 # Done first: TensorFlow's threading can only be set before its first op; it is left alone if that already ran.
-from .engine.runtime import configure_threads as _configure_threads  # noqa: E402
+# TensorFlow's native start-up lines (oneDNN, CUDA probing, "failed call to cuInit") are held back while it loads
+# and finds its devices (oipwidgets.quiet: descriptor 2 is pointed back afterwards; shown if the import fails).
+from .quiet import native_stderr_held as _held  # noqa: E402
 
-_configure_threads()
+with _held():
+    from .engine.runtime import configure_threads as _configure_threads
+
+    _configure_threads()
+    import tensorflow as _tf
+
+    _tf.config.list_physical_devices()  # the device search (cuInit) happens here, not in the user's first cell
 
 from .engine import *  # noqa: E402,F401,F403  (the public engine API, listed in engine.__all__)
 from .models import DEFAULT_MODELS, build_cnn, datasets, load_default_model, load_model, model_card, preprocessing  # noqa: E402

@@ -53,6 +53,9 @@ def test_demo_notebook_executes(tmp_path):
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, errors
+    stderr = [o.text for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream" and o.name == "stderr"]
+    assert not stderr, stderr  # no TensorFlow start-up lines (oipwidgets/quiet.py) nor any other stderr
+    assert "fourier" in "\n".join(_text(c) for c in nb.cells if c.cell_type == "code")  # the planted section ran
     text = "\n".join(_text(c) for c in nb.cells if c.cell_type == "code")
     assert "test accuracy 99.00%" in text
     assert "dead for seed 1:" in text and "LayerResult(64 OIPs" in text
