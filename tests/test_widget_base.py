@@ -261,3 +261,29 @@ def test_a_closed_zoo_leaves_no_widget_behind_even_with_detail_and_explorer(mnis
     zoo.selected = None
     zoo.close()
     assert live_widgets() <= before
+
+
+@pytest.mark.parametrize("cls", WIDGETS)
+def test_honest_buttons_progress_text_and_a_new_seed(cls, mnist):
+    import time
+
+    extra = {"map_index": 5} if cls is ow.OIPExplorer else {}  # a map that fires (map 0 dies at step 10)
+    w = cls(mnist, steps=1_000_000 if cls is ow.OIPExplorer else 3000, seed=1, **extra)
+    assert not w.run_button.disabled and w.run_button.description == "Run" and w.stop_button.disabled
+    w.run()
+    assert w.run_button.disabled and w.run_button.description == "Running…" and not w.stop_button.disabled
+    deadline = time.perf_counter() + 10
+    while "/" not in w.progress.description and time.perf_counter() < deadline:  # the first chunk compiles first
+        time.sleep(0.05)
+    done, total = (int(v) for v in w.progress.description.split("/"))
+    assert 0 < done < total == (1_000_000 if cls is ow.OIPExplorer else 3000)
+    w.stop()
+    result = w.wait(10)
+    assert not w.run_button.disabled and w.run_button.description == "Run" and w.stop_button.disabled
+    steps = result.steps if cls is ow.OIPExplorer else max(r.steps for r in result)
+    assert w.progress.description == f"{steps} steps"
+    state = np.random.get_state()[1].copy()
+    w.new_seed_button.click()
+    assert w.seed != 1 and w.seed_text.value == w.seed
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # no global seed touched
+    w.close()

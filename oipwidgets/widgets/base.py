@@ -255,8 +255,22 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
     def _build_run_controls(self, button_width: str | None = None, progress_width: str = "100%") -> None:
         """Run and Stop buttons, the progress bar and the status line."""
         self.run_button, self.stop_button = run_buttons(self, button_width)
-        self.progress = widgets.FloatProgress(min=0.0, max=1.0, value=0.0, layout=widgets.Layout(width=progress_width))
+        self.new_seed_button = widgets.Button(description="new seed", icon="random", tooltip="draw a new seed",
+                                              layout=widgets.Layout(width="90px"))
+        self.new_seed_button.on_click(lambda _: self.new_seed())
+        self.progress = widgets.FloatProgress(min=0.0, max=1.0, value=0.0, layout=widgets.Layout(width=progress_width),
+                                              style={"description_width": "initial"})
         self.status_line = widgets.HTML(value="ready", layout=widgets.Layout(width="100%"))
+
+    def new_seed(self) -> int:
+        """Set ``seed`` to a fresh random value (from the operating system's entropy: no global seed is touched)."""
+        self.seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+        return self.seed
+
+    def _show_progress(self, step: int, total: int) -> None:
+        """The progress bar at ``step`` of ``total`` steps, with the count as its text."""
+        self.progress.value = min(1.0, step / max(1, total))
+        self.progress.description = f"{min(step, total)}/{total}"
 
     def _set_status(self, text: str, kind: str = "") -> None:
         """Set ``status`` and the status line (coloured by ``kind``: "error", "dead", "stopped", ...)."""
@@ -301,9 +315,9 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         self._run_id += 1
         run_id = self._run_id
         self.set_trait("running", True)
-        self.run_button.description = "Restart"
+        self.run_button.description, self.run_button.disabled = "Running…", True  # Stop (or a new layer) ends it
         self.stop_button.disabled = False
-        self.progress.value, self.progress.bar_style = 0.0, ""
+        self.progress.value, self.progress.bar_style, self.progress.description = 0.0, "", ""
         job = self._start(engine, noise, run_id)
         return self._launch(job, run_id, wait)
 
@@ -333,7 +347,7 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
             return
         with self._draw_lock:
             self.set_trait("running", False)
-            self.run_button.description = "Run"
+            self.run_button.description, self.run_button.disabled = "Run", False
             self.stop_button.disabled = True
             if error is not None:
                 self._show_error(error)

@@ -69,7 +69,8 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         info = self._infos[self.layer]
         self.map_slider = widgets.IntSlider(min=0, max=info.size - 1, description="map", style=style,
                                             layout=widgets.Layout(width=width), continuous_update=False)
-        add_setting_controls(self, dict.fromkeys(("layer", "epsilon", "steps", "strategy", "seed", "colormap"), width),
+        add_setting_controls(self, {**dict.fromkeys(("layer", "epsilon", "steps", "strategy", "colormap"), width),
+                                    "seed": "236px"},
                              style=style, layers=self._infos, on_error=self._report,
                              extra={"map_index": self.map_slider})
         self.scales_text = widgets.Text(description="scales", style=style, layout=widgets.Layout(width=width),
@@ -85,7 +86,7 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
                                              layout=widgets.Layout(display="none"))
         self.grid = None
         self.grid_box = widgets.Box()
-        self._make_grid(len(self._planned_snapshots()) + 1)
+        self._make_grid(len(self._planned_snapshots()) + self._lead)
         self.loss_x, self.loss_y = LinearScale(), LinearScale()
         self.loss_line = Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
                                scales={"x": self.loss_x, "y": self.loss_y}, colors=["#1f77b4"])
@@ -105,7 +106,8 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             titles=("how the image climbs",), selected_index=None)
         controls = widgets.VBox(
             [self.layer_dropdown, self.map_slider, self.scales_text, self.weights_box, self.epsilon_slider,
-             self.steps_text, self.strategy_dropdown, self.seed_text, self.colormap_dropdown, self.advanced,
+             self.steps_text, self.strategy_dropdown, widgets.HBox([self.seed_text, self.new_seed_button]),
+             self.colormap_dropdown, self.advanced,
              widgets.HBox([self.run_button, self.stop_button]), self.progress],
             layout=widgets.Layout(width="345px"),
         )
@@ -211,6 +213,11 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         """The steps the strategy will snapshot for the current settings (one column of the grid each)."""
         return strategy_for(self.strategy).snapshot_plan(self.steps, self.noise())
 
+    @property
+    def _lead(self) -> int:
+        """Grid columns before the snapshots: the start image."""
+        return 1
+
     def _start(self, engine, noise, run_id):
         args = dict(map_index=self.map_index, steps=self.steps, epsilon=self.epsilon, noise=noise, seed=self.seed,
                     strategy=self.strategy)
@@ -218,8 +225,8 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         self._prepare_view(planned)
         self._set_status(f"running: {self.layer} {self._kind} {self.map_index}, {self.strategy}, {noise.describe()}")
         # the start image is drawn from the step-0 snapshot (made once, in the run's thread); first_update: benchmarks/
-        self._live = {"planned": planned, "last_draw": 0.0, "steps": [], "losses": [], "filled": 0,
-                      "start": self.strategy == "simple", "t0": time.perf_counter(), "first_update": None}
+        self._live = {"planned": planned, "last_draw": 0.0, "steps": [], "losses": [], "filled": self._lead - 1,
+                      "lead": self._lead, "t0": time.perf_counter(), "first_update": None}
 
         n = self.diversity  # n > 1: n different OIPs of the map, grown together (the first one fills the grid)
         self._diverse = []
@@ -239,13 +246,17 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         return job
 
     def _prepare_view(self, planned):
-        cols = len(planned) + 1
+        cols = len(planned) + self._lead
         if self.grid.cols != cols:
             self._make_grid(cols)
         with self.grid.figure.hold_sync():
             self.grid.clear()
         self.loss_line.x, self.loss_line.y = np.zeros(0, np.float32), np.zeros(0, np.float32)
         self.details_box.layout.display = "none"
+
+    @staticmethod
+    def _step_label(step: int, lead: int) -> str:
+        return "start" if step == 0 and lead == 0 else f"step {step}"
 
     def _draw_tile(self, col: int, image, label: str, loss: float | None = None):
         """Column ``col``: plain rendering labelled ``label`` on top, enhanced one labelled with the loss below
@@ -267,36 +278,39 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             planned = live["planned"]
             if p.snapshot is not None:
                 step, images, losses = p.snapshot
-                if step == 0 and live["start"]:  # "simple" climbs from its start: step 0 is the start image
+                lead = live["lead"]
+                if step == 0 and self.strategy == "simple":  # until the result: the start seen one step later
                     self._draw_tile(0, images[0], "start")
-                col = 1 + (planned.index(step) if step in planned else min(live["filled"], len(planned) - 1))
-                self._draw_tile(col, images[0], f"step {step}", float(losses[0]))
+                col = lead + (planned.index(step) if step in planned else min(live["filled"], len(planned) - 1))
+                self._draw_tile(col, images[0], self._step_label(step, lead), float(losses[0]))
                 live["filled"] = col
             else:  # the next tile shows the image as it is now
-                col = min(live["filled"] + 1, len(planned))
+                col = min(live["filled"] + 1, len(planned) - 1 + live["lead"])
                 self._draw_tile(col, p.images[0], f"step {p.step}…")
             self.loss_line.x = np.asarray(live["steps"], np.float32)
             self.loss_line.y = np.asarray(live["losses"], np.float32)
-            self.progress.value = min(1.0, p.step / max(1, p.total))
+            self._show_progress(p.step, p.total)
         if live["first_update"] is None:
             live["first_update"] = now - live["t0"]
 
     def _show_result(self, r: OIPResult):
-        cols = len(r.snapshot_steps) + 1
+        lead = 0 if len(r.snapshot_steps) and r.snapshot_steps[0] == 0 and self._lead == 0 else 1
+        cols = len(r.snapshot_steps) + lead
         if self.grid.cols < cols:
             self._make_grid(cols)
         with self.grid.figure.hold_sync(), self.loss_figure.hold_sync():
             # tiles drawn live with the same image are not sent again; tiles beyond the result are hidden
-            self._draw_tile(0, r.start, "start")
+            if lead:
+                self._draw_tile(0, r.start, "start")
             for k, (step, img, loss) in enumerate(zip(r.snapshot_steps, r.snapshots, r.snapshot_losses)):
-                self._draw_tile(k + 1, img, f"step {step}", float(loss))
+                self._draw_tile(k + lead, img, self._step_label(int(step), lead), float(loss))
             for col in range(cols, self.grid.cols):
                 for row in (0, 1):
                     self.grid.set_tile(self.grid.index(row, col), None, "")
             stride = max(1, len(r.losses) // MAX_CURVE_POINTS)  # long runs: a thinned curve, not megabytes
             self.loss_line.x = np.arange(len(r.losses), dtype=np.float32)[::stride]
             self.loss_line.y = np.asarray(r.losses, np.float32)[::stride]
-        self.progress.value = 1.0
+        self.progress.value, self.progress.description = 1.0, f"{r.steps} steps"
         self.progress.bar_style = BAR_STYLES.get(r.status, "success")
         self._set_status(status_summary(r), r.status)
         self._show_diverse()

@@ -100,7 +100,8 @@ class LayerZoo(OIPWidgetBase):
         self.explorer_area = widgets.VBox()
         self._layout_mosaic(np.arange(self._infos[self.layer].size))
         self.children = [
-            widgets.HBox([self.layer_dropdown, self.steps_text, self.strategy_dropdown, self.seed_text]),
+            widgets.HBox([self.layer_dropdown, self.steps_text, self.strategy_dropdown, self.seed_text,
+                          self.new_seed_button]),
             widgets.HBox([self.scales_text, self.weights_text]),
             widgets.HBox([self.param_dropdown, self.transforms_dropdown, self.optimizer_dropdown,
                           self.smoothness_text]),
@@ -195,7 +196,7 @@ class LayerZoo(OIPWidgetBase):
             if run_id != self._run_id or self._note_compiling(p):
                 return
             with self._draw_lock:
-                self.progress.value = min(1.0, p.step / max(1, p.total))
+                self._show_progress(p.step, p.total)
                 if p.snapshot is not None:
                     self.mosaic.draw(self._render(p.snapshot[1]))
 
@@ -211,6 +212,7 @@ class LayerZoo(OIPWidgetBase):
         self._draw_result(result)
         dead = [r.params["map"] for r in result if r.status == "dead"]
         self.progress.value = 1.0
+        self.progress.description = f"{max((r.steps for r in result), default=0)} steps"
         self.progress.bar_style = "warning" if any(r.status == "stopped" for r in result) else "success"
         self._set_status(
             f"{len(result)} maps in {result.seconds:.1f} s; dead for this noise: "
