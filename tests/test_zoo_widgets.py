@@ -6,6 +6,7 @@ import pytest
 from traitlets import TraitError
 
 import oipwidgets as ow
+from oipwidgets.widgets.zoo import MUTED
 from oipwidgets.engine.result import STATUS_LABELS
 from oipwidgets.output.render import mosaic, plain
 
@@ -42,7 +43,11 @@ def test_zoo_covers_every_map_once_with_run_layer_images(mnist, zoo):
     tiles = tiles_of(zoo)
     assert tiles.shape == (64, 28, 28)
     expected = np.stack([plain(im) for im in r.images])
-    np.testing.assert_allclose(tiles, expected, atol=1e-5)
+    live = np.array([not res.dead for res in r])
+    np.testing.assert_allclose(tiles[live], expected[live], atol=1e-5)
+    # dead maps: their noise drawn faint around mid-grey, so the live OIPs stand out
+    np.testing.assert_allclose(tiles[~live], 0.5 + MUTED * (expected[~live] - 0.5), atol=1e-5)
+    assert np.ptp(tiles[~live], axis=(1, 2)).max() <= MUTED + 1e-6 < np.ptp(tiles[live], axis=(1, 2)).min()
     # one bqplot image for the whole layer, not one figure per map
     assert sum(type(m).__name__ == "HeatMap" for m in zoo.figure.marks) == 1
     assert list(zoo.mosaic.hits.opacities) == [0.02]  # the click squares stay invisible before any selection

@@ -29,6 +29,7 @@ __all__ = ["LayerZoo"]
 
 #: statuses whose final loss says nothing: the tile is labelled with the status instead, in red
 NO_LOSS = ("dead", "nonfinite", "error")
+MUTED = 0.2  # contrast left to the tiles of maps without an OIP (dead, non-finite, error), around mid-grey
 
 
 class LayerZoo(OIPWidgetBase):
@@ -230,7 +231,10 @@ class LayerZoo(OIPWidgetBase):
         labels = [f"{m}: {STATUS_LABELS[r.status]}" if r.status in NO_LOSS else f"{m}: {r.final_loss:.2f}"
                   for m, r in shown]
         bad = [r.status in NO_LOSS for _, r in shown]
-        self.mosaic.draw(self._render(result.images), labels, bad)
+        tiles = self._render(result.images)
+        quiet = np.array([r.status in NO_LOSS for r in result])
+        tiles[quiet] = 0.5 + MUTED * (tiles[quiet] - 0.5)  # dead maps' noise drawn faint: the live OIPs stand out
+        self.mosaic.draw(tiles, labels, bad)
 
     # ------------------------------------------------------------------ details: OIP + top-k examples
     def top_examples(self, map_index: int):
