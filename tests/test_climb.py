@@ -111,3 +111,22 @@ def test_the_explorer_climbs_as_set_and_shows_diverse_oips_side_by_side(mnist):
     assert all(p.shape[:2] == shown[0].shape[:2] for p in shown) and not np.array_equal(shown[0], shown[1])
     with pytest.raises(Exception, match="diversity must be a whole number from 1 to 8; got 9"):
         ex.diversity = 9
+
+
+def test_the_explorer_draws_the_relative_change_with_its_criterion_and_convergence(mnist):
+    from oipwidgets.widgets.curves import FLOOR, relative_change
+
+    np.testing.assert_allclose(relative_change([1.0, 2.0, 2.0, 1.0]), [0.5 / (1 + 5e-8), 0.0, 1.0 / (1 + 1e-7)],
+                               rtol=1e-6)
+    ex = ow.OIPExplorer(mnist, "Conv2D_3", map_index=2, steps=300, seed=1)
+    r = ex.run(wait=True)
+    curves = ex.curves
+    assert r.converged_at is not None  # this map converges within 300 steps
+    np.testing.assert_allclose(curves.change.y, np.maximum(relative_change(r.losses), FLOOR), rtol=1e-6)
+    assert list(curves.criterion.y) == [5e-4, 5e-4] and list(curves.converged.x) == [r.converged_at] * 2
+    assert type(curves.change_figure.axes[1].scale).__name__ == "LogScale"
+    assert curves.figure.axes[1].label_offset == "-52px"  # the label clear of the tick labels
+    curves.toggle.value = "relative change"
+    assert curves.holder.children == (curves.change_figure,)
+    curves.toggle.value = "objective"
+    assert curves.holder.children == (curves.figure,)

@@ -15,7 +15,6 @@ import traceback
 import ipywidgets as widgets
 import keras
 import numpy as np
-from bqplot import Axis, Figure, LinearScale, Lines
 from traitlets import Instance, Int, validate
 
 from ..engine.result import OIPResult, status_summary
@@ -23,13 +22,13 @@ from ..engine.strategies import strategy_for
 from ..output.render import enhanced_display, plain_display, tile_scale
 from .base import OIPWidgetBase
 from .controls import add_setting_controls, format_scales, parse_scales
+from .curves import LossCurves
 from .exports import ExportsResult
 from .tilegrid import TileGrid, reuse_grid
 
 __all__ = ["OIPExplorer", "parse_scales", "format_scales"]
 
 MIN_DRAW_INTERVAL = 1 / 30  # s between two live redraws that bring no new snapshot
-MAX_CURVE_POINTS = 4000  # the loss curve of a longer run is thinned to about this many points
 BAR_STYLES = {"dead": "danger", "nonfinite": "danger", "error": "danger", "stopped": "warning"}
 
 
@@ -87,17 +86,9 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         self.grid = None
         self.grid_box = widgets.Box()
         self._make_grid(len(self._planned_snapshots()) + self._lead)
-        self.loss_x, self.loss_y = LinearScale(), LinearScale()
-        self.loss_line = Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
-                               scales={"x": self.loss_x, "y": self.loss_y}, colors=["#1f77b4"])
-        self.loss_figure = Figure(
-            marks=[self.loss_line],
-            axes=[Axis(scale=self.loss_x, label="step"),
-                  Axis(scale=self.loss_y, side="left", label="objective", tick_format=".3g")],
-            fig_margin={"top": 10, "bottom": 40, "left": 60, "right": 10},
-            layout=widgets.Layout(width="420px", height="220px"),
-        )
-        self.loss_figure.add_class("oip-loss")
+        self.curves = LossCurves()  # the objective (live) and its relative change (after a run)
+        self._own(self.curves.change_figure)  # shown only when toggled: closed with the explorer all the same
+        self.loss_figure, self.loss_line = self.curves.figure, self.curves.line
         add_setting_controls(self, dict.fromkeys(("param", "transforms", "optimizer", "smoothness", "diversity"),
                                                  width), style=style, layers=self._infos, on_error=self._report)
         self.advanced = widgets.Accordion(
@@ -116,7 +107,7 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         self.examples_box = widgets.VBox()
         self.examples_grid, self.examples_title = None, widgets.HTML()
         self.children = [
-            widgets.HBox([controls, widgets.VBox([self.grid_box, self.loss_figure, self.diverse_box, self.examples_box])]),
+            widgets.HBox([controls, widgets.VBox([self.grid_box, self.curves.box, self.diverse_box, self.examples_box])]),
             self.status_line,
             self.details_box,
         ]
@@ -251,7 +242,7 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             self._make_grid(cols)
         with self.grid.figure.hold_sync():
             self.grid.clear()
-        self.loss_line.x, self.loss_line.y = np.zeros(0, np.float32), np.zeros(0, np.float32)
+        self.curves.clear()
         self.details_box.layout.display = "none"
 
     @staticmethod
@@ -307,9 +298,7 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             for col in range(cols, self.grid.cols):
                 for row in (0, 1):
                     self.grid.set_tile(self.grid.index(row, col), None, "")
-            stride = max(1, len(r.losses) // MAX_CURVE_POINTS)  # long runs: a thinned curve, not megabytes
-            self.loss_line.x = np.arange(len(r.losses), dtype=np.float32)[::stride]
-            self.loss_line.y = np.asarray(r.losses, np.float32)[::stride]
+            self.curves.result(r.losses, r.params.get("conv_criterion", 5e-4), r.converged_at)
         self.progress.value, self.progress.description = 1.0, f"{r.steps} steps"
         self.progress.bar_style = BAR_STYLES.get(r.status, "success")
         self._set_status(status_summary(r), r.status)
