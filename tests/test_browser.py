@@ -4,12 +4,16 @@ Needs the playwright package (test extra) and /usr/bin/chromium (scripts/install
 tests fail with a message saying so. On failure, screenshots and the server log go to artifacts/browser/.
 """
 
+import time
 from pathlib import Path
 
 from tests.browser import (
     click_button,
     distinct_colors,
     element_screenshot,
+    free_port,
+    layout_problems,
+    new_page,
     run_notebook_in_browser,
     wait_for_screenshot_change,
 )
@@ -40,12 +44,19 @@ def test_widgets_render_and_button_recolours_heatmap(lab_page, lab_server):  # n
 
 
 DEMO = Path(__file__).resolve().parents[1] / "demo.ipynb"
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "explorer.png"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+TOPS = (".oip-explorer", ".oip-layer-zoo", ".oip-activations")
 
 
-def test_demo_notebook_renders_and_the_explorer_runs_in_the_browser(lab_page, lab_server):  # noqa: F811
-    """demo.ipynb: run all cells, every widget renders; then set a new seed in the first explorer, click Run and
-    see its grid change. With OIP_SCREENSHOT=1 the explorer after the run is saved as docs/explorer.png."""
+def _stop_button(page, within):
+    return page.locator(within).locator("button", has_text="Stop")
+
+
+def test_demo_notebook_renders_fits_and_the_explorer_runs_in_the_browser(lab_page, lab_server):  # noqa: F811
+    """demo.ipynb in JupyterLab at 1280 px: every cell runs without stderr, every widget renders, every control of
+    every explorer, zoo and activation viewer lies inside its widget's box with its text uncut; Stop is disabled
+    while idle and enabled during a run, which it stops; a click on a snapshot tile opens its detail view; a click
+    on a zoo tile shows that map. With OIP_SCREENSHOT=1 the explorer, zoo and viewer go to docs/*.png."""
     page = run_notebook_in_browser(
         lab_page,
         lab_server,
@@ -60,18 +71,40 @@ def test_demo_notebook_renders_and_the_explorer_runs_in_the_browser(lab_page, la
             ".oip-activations .oip-maps": 1,
         },
     )
+    stderr = [(c["index"], c["stderr"]) for c in page.oip_state["cells"] if c["stderr"]]
+    assert not stderr, f"cells with stderr output: {stderr}"
+    problems = [p for top in TOPS for p in layout_problems(page, top)]
+    assert not problems, "controls that do not fit:\n" + "\n".join(problems[:20])
+
+    first = ".oip-explorer >> nth=0"
     explorer = page.locator(".oip-explorer").first
+    assert _stop_button(page, first).is_disabled() and not explorer.locator("button", has_text="Run").is_disabled()
     grid = ".oip-explorer .oip-grid"
     before = element_screenshot(page, grid, name="grid_before_run")
     assert distinct_colors(before) > 20, "the explorer's grid looks blank after the notebook ran"
 
-    seed = explorer.locator(".widget-inline-hbox", has_text="seed").locator("input")
-    seed.fill("7")
-    seed.press("Enter")
+    for name, value in (("seed", "7"), ("steps", "1000000")):  # a long run, to be stopped
+        box = explorer.locator(".widget-inline-hbox", has_text=name).locator("input").first
+        box.fill(value)
+        box.press("Enter")
     click_button(page, "Run", within=".oip-explorer")
+    explorer.locator("button", has_text="Running").wait_for(timeout=20_000)
+    assert explorer.locator("button", has_text="Running").is_disabled() and _stop_button(page, first).is_enabled()
     wait_for_screenshot_change(page, grid, before, min_fraction=0.02, timeout=60)
-    status = explorer.locator(".oip-status")
-    status.filter(has_text="final objective").wait_for(timeout=60_000)
+    _stop_button(page, first).click()
+    explorer.locator(".oip-status").filter(has_text="stopped after").wait_for(timeout=30_000)
+    page.wait_for_function("() => { const b = Array.from(document.querySelector('.oip-explorer')"
+                           ".querySelectorAll('button')).find(b => b.textContent.trim() === 'Stop');"
+                           " return b && b.disabled; }", timeout=10_000)
+    assert not explorer.locator("button", has_text="Run").is_disabled()
+
+    # a click on a snapshot tile (its click square) opens the detail view with the tile's values
+    view = page.locator(".oip-explorer").nth(1)  # the coarse-noise explorer: a finished run of a live map
+    view.scroll_into_view_if_needed()
+    view.locator(".oip-grid path.dot").nth(3).click(force=True)
+    view.locator(".oip-tile-detail").wait_for(timeout=20_000)
+    assert "objective" in view.locator(".oip-values").locator("..").inner_text()
+    assert view.locator(".oip-values td").count() == 5  # one channel: name, min, max, mean, std
 
     # the zoo: clicking a tile selects its map and shows that map's OIP beside its top images
     zoo_fig = page.locator(".oip-layer-zoo .oip-zoo").first
@@ -84,9 +117,52 @@ def test_demo_notebook_renders_and_the_explorer_runs_in_the_browser(lab_page, la
     assert "map 0 of Conv2D_3" not in title_before
     wait_for_screenshot_change(page, detail, detail_before, min_fraction=0.02, timeout=20)
 
-    if __import__("os").environ.get("OIP_SCREENSHOT"):
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        explorer.screenshot(path=str(SCREENSHOT), animations="disabled")
+    if __import__("os").environ.get("OIP_SCREENSHOT"):  # the README's pictures, taken here in the real browser
+        DOCS.mkdir(exist_ok=True)
+        page.set_viewport_size({"width": 1280, "height": 2600})  # whole widgets in one picture
+        for css, name in ((".oip-explorer >> nth=1", "explorer"), (".oip-layer-zoo", "zoo"),
+                          (".oip-activations", "activations")):
+            target = page.locator(css).first
+            target.scroll_into_view_if_needed()
+            png = target.screenshot(animations="disabled")
+            from io import BytesIO
+
+            from PIL import Image  # 256 colours: a light picture for the README, the same to the eye
+
+            Image.open(BytesIO(png)).convert("RGB").quantize(256).save(DOCS / f"{name}.png", optimize=True)
+
+
+def test_voila_serves_the_demo_with_every_control_in_its_box(browser, tmp_path):  # noqa: F811
+    """`voila demo.ipynb` in Chromium at 1280 px: all widgets render and every control fits its widget's box."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(DEMO, tmp_path / "demo.ipynb")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "voila", "demo.ipynb", "--no-browser", f"--port={port}",
+                               "--Voila.ip=127.0.0.1"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    page = new_page(browser, 1280, 1000)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until the server answers
+            try:
+                page.goto(f"http://127.0.0.1:{port}/", timeout=300_000)
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                assert server.poll() is None and time.monotonic() < deadline, "voila did not start"
+                time.sleep(0.5)
+        page.wait_for_function("(tops) => tops.every(([css, n]) => document.querySelectorAll(css).length === n)",
+                               arg=[[".oip-explorer", 5], [".oip-layer-zoo", 1], [".oip-activations", 1]],
+                               timeout=300_000)
+        time.sleep(1)  # the last layout pass
+        problems = [p for top in TOPS for p in layout_problems(page, top)]
+        assert not problems, "controls that do not fit in Voilà:\n" + "\n".join(problems[:20])
+    finally:
+        page.context.close()
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_zoo_html_renders_offline_in_chromium(browser, tmp_path):  # noqa: F811

@@ -125,7 +125,7 @@ def test_the_explorer_draws_the_relative_change_with_its_criterion_and_convergen
     np.testing.assert_allclose(curves.change.y, np.maximum(relative_change(r.losses), FLOOR), rtol=1e-6)
     assert list(curves.criterion.y) == [5e-4, 5e-4] and list(curves.converged.x) == [r.converged_at] * 2
     assert type(curves.change_figure.axes[1].scale).__name__ == "LogScale"
-    assert curves.figure.axes[1].label_offset == "-52px"  # the label clear of the tick labels
+    assert curves.figure.axes[1].label_offset == "52px"  # bqplot puts it left of a left axis: clear of the ticks
     curves.toggle.value = "relative change"
     assert curves.holder.children == (curves.change_figure,)
     curves.toggle.value = "objective"

@@ -41,7 +41,10 @@ def test_default_construction_uses_the_shipped_model():
     assert ex.noise_scales == [(3, 3), (7, 7), (14, 14), (28, 28)] and ex.noise_weights == [0.5] * 4
     assert len(ex.weight_sliders) == 4
     assert "oip-explorer" in ex._dom_classes and "oip-grid" in ex.grid.figure._dom_classes
-    assert ex.grid.rows == 2 and ex.grid.cols == 9  # start + the article's 8 snapshots
+    # the article's 8 snapshots, one column each (no extra "start"), in two bands of 4 so they fit beside the controls
+    assert ex.n_columns == 8 and ex.grid.rows == 4 and ex.grid.cols == 4
+    assert ex.grid.row_labels == ["image", "contrast"] * 2
+    assert ex.loss_figure.axes[1].label_offset == "52px"  # bqplot turns it to the left of a left axis: clear of ticks
     assert ex.loss_figure.axes[1].side == "left"
 
 
@@ -89,14 +92,15 @@ def test_run_fills_the_grid_and_the_loss_curve(explorer):
     r = explorer.run(wait=True)
     assert explorer.result is r and r.status in ("max_steps", "converged") and r.steps == 400
     assert not explorer.running
-    shown = explorer.grid.shown()
-    assert shown == list(range(18))  # two rows of 9 tiles
+    n = len(r.snapshot_steps)
+    assert sorted(explorer.grid.shown()) == sorted(explorer.tile_index(row, k) for row in (0, 1) for k in range(n))
     labels = list(explorer.grid.labels.text)
-    assert labels[:9] == ["start"] + [f"step {s}" for s in r.snapshot_steps]
-    assert labels[10] == f"loss {r.snapshot_losses[0]:.3g}" and labels[17] == f"loss {r.snapshot_losses[-1]:.3g}"
-    np.testing.assert_allclose(explorer.grid.tiles[8].color, plain(r.image), atol=1e-6)
-    np.testing.assert_allclose(explorer.grid.tiles[17].color, enhanced(r.image), atol=1e-6)
-    np.testing.assert_allclose(explorer.grid.tiles[0].color, plain(r.start), atol=1e-6)
+    assert [labels[explorer.tile_index(0, k)] for k in range(n)] == [f"step {s}" for s in r.snapshot_steps]
+    assert [labels[explorer.tile_index(1, k)] for k in range(n)] == [f"obj {v:.3g}" for v in r.snapshot_losses]
+    last = n - 1
+    np.testing.assert_allclose(explorer.grid.tiles[explorer.tile_index(0, last)].color, plain(r.image), atol=1e-6)
+    np.testing.assert_allclose(explorer.grid.tiles[explorer.tile_index(1, last)].color, enhanced(r.image), atol=1e-6)
+    np.testing.assert_allclose(explorer.grid.tiles[0].color, plain(r.snapshots[0]), atol=1e-6)
     assert explorer.grid.tiles[0].color.dtype == np.float32  # small messages: float32 pixels
     np.testing.assert_allclose(explorer.loss_line.y, r.losses, rtol=1e-6)
     assert len(explorer.loss_line.x) == 400
@@ -124,7 +128,8 @@ def test_stop_keeps_what_was_done(explorer):
     assert time.perf_counter() - asked < 1.0
     assert r.status == "stopped" and 0 < r.steps < 1_000_000
     assert "stopped after" in explorer.status and not explorer.running
-    assert explorer.grid.labels.text[len(r.snapshot_steps)].startswith(f"step {r.snapshot_steps[-1]}")
+    last = explorer.tile_index(0, len(r.snapshot_steps) - 1)
+    assert explorer.grid.labels.text[last] == f"step {r.snapshot_steps[-1]}"
 
 
 def test_changing_the_map_during_a_run_cancels_it(explorer):
@@ -222,11 +227,11 @@ def test_multiscale_and_precursor_from_the_explorer(explorer):
     explorer.strategy = "multiscale"
     r = explorer.run(wait=True)
     assert r.params["stages"] == [20, 40, 80, 60]
-    assert explorer.grid.cols >= len(r.snapshot_steps) + 1
+    assert explorer.n_columns >= len(r.snapshot_steps)
     explorer.strategy = "precursor"
     r = explorer.run(wait=True)
     assert r.steps <= 80 and "precursor_scores" in r.params
-    assert explorer.grid.labels.text[0] == "start"
+    assert explorer.grid.labels.text[0] == f"step {r.snapshot_steps[0]}"
 
 
 def test_result_observers_fire_once_per_run(explorer):
@@ -284,3 +289,27 @@ def test_the_planned_snapshots_come_from_the_strategy(explorer):
     for strategy in ("simple", "multiscale", "precursor"):
         explorer.strategy = strategy
         assert explorer._planned_snapshots() == strategy_for(strategy).snapshot_plan(explorer.steps, explorer.noise())
+
+
+def test_a_click_on_a_tile_shows_it_large_with_its_values(explorer):
+    r = explorer.run(wait=True)
+    assert explorer.tile_detail_box.children == ()
+    k = len(r.snapshot_steps) - 1
+    explorer.grid.hits.selected = [explorer.tile_index(0, k)]  # a click on the last image tile
+    figure, text = explorer.tile_detail_box.children
+    assert figure is explorer.tile_detail.figure and explorer.tile_detail.scale == 8.0  # 240 px, at most 8 screen px per pixel
+    np.testing.assert_allclose(explorer.tile_detail.tiles[0].values, plain(r.image), atol=1e-6)
+    html = text.value
+    assert f"step {r.snapshot_steps[-1]}" in html and f"objective {r.snapshot_losses[-1]:.4g}" in html
+    assert f">{r.image.min():.3g} " in html and f" {r.image.max():.3g}<" in html  # the colour bar's ends
+    assert f"{r.image.std():.3g}" in html  # the value table
+    explorer.grid.hits.selected = [explorer.tile_index(1, 0)]  # the contrast tile of step 0
+    np.testing.assert_allclose(explorer.tile_detail.tiles[0].values, enhanced(r.snapshots[0]), atol=1e-6)
+    low, high = np.percentile(r.snapshots[0], (2, 98))
+    assert "contrast" in explorer.tile_detail_box.children[1].value and f"{low:.3g}" in explorer.tile_detail_box.children[1].value
+    explorer.grid.hits.selected = None  # clicked again: closed
+    assert explorer.tile_detail_box.children == ()
+    explorer.colormap = "magma"
+    from oipwidgets.output.render import palette
+
+    assert "rgb({},{},{})".format(*palette("magma")[0]) in explorer.legend.value  # the legend follows the colours

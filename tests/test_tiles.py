@@ -149,7 +149,7 @@ def test_a_224x224x3_explorer_update_stays_small_and_in_colour():
     ex = ow.OIPExplorer(rgb_model(224, "conv224"), steps=12, seed=0)
     assert ex.grid.scale == 0.5 and ex.grid.h == 224
     r = ex.run(wait=True)  # warm (traces the loop)
-    px = ex.grid.pixels(ex.grid.index(0, len(r.snapshot_steps)))
+    px = ex.grid.pixels(ex.tile_index(0, len(r.snapshot_steps) - 1))
     assert np.abs(px.astype(int)[..., 0] - px[..., 1]).max() > 30  # colour, not grey
     widgets_after_one_run = n_widgets()
     draws = []
@@ -159,14 +159,14 @@ def test_a_224x224x3_explorer_update_stays_small_and_in_colour():
         ex.run(wait=True)
     assert draws and sent["bytes"] / len(draws) <= 300_000
     assert n_widgets() == widgets_after_one_run  # tiles are re-used run after run
-    # the worst case of one live update: the step-0 snapshot of pure noise, drawn as the start column and as the
-    # step-0 column (four tiles: plain and enhanced each), the loss curve, the progress bar
+    # the worst case of one live update: the step-0 snapshot of pure noise (two tiles: plain and enhanced), the loss
+    # curve, the progress bar
     noise = np.random.default_rng(3).normal(size=(224, 224, 3)).astype(np.float32)
-    ex._live.update(last_draw=0.0, filled=0, start=True)
+    ex._live.update(last_draw=0.0, filled=-1)
     with wire() as sent:
         ex._on_progress(type("P", (), dict(step=0, total=12, losses=[1.0], snapshot=(0, [noise], [1.0]),
                                            images=[noise], compiling=False))(), ex._run_id)
-    assert 150_000 < sent["bytes"] <= 300_000, sent
+    assert 75_000 < sent["bytes"] <= 150_000, sent
     ex.close()
 
 
@@ -189,3 +189,42 @@ def test_colour_zoo_is_one_colour_png():
 def test_wrong_shapes_are_refused(bad):
     with pytest.raises(ValueError, match="takes an image of shape"):
         TileGrid(1, 1, (28, 28)).set_tile(0, bad)
+
+
+def test_row_labels_sit_left_of_their_rows_and_clicks_select_a_tile():
+    grid = TileGrid(2, 3, (28, 28), scale=2.0, row_labels=["image", "contrast"], clickable=True)
+    assert list(grid.row_label_mark.text) == ["image", "contrast"] and grid.row_label_mark.rotate_angle == -90
+    assert grid.margin == pytest.approx(18 / 2.0)  # 18 screen px of margin at 2 screen px per image px
+    assert all(x < grid.margin for x in grid.row_label_mark.x)  # in the margin, left of every tile
+    assert min(t.x[0] for t in grid.tiles) == pytest.approx(grid.margin)
+    row_y = list(grid.row_label_mark.y)  # each label at the middle of its row's tiles
+    assert row_y == pytest.approx([grid.tiles[0].y[1] + 14, grid.tiles[3].y[1] + 14])
+    clicked = []
+    grid.on_click(clicked.append)
+    grid.hits.selected = [4]  # what a click on tile 4 does in the browser
+    grid.hits.selected = None
+    assert clicked == [4, None]
+    grid.select(2)  # from code: outlined, no callback
+    assert list(grid.hits.selected) == [2] and clicked == [4, None]
+    with pytest.raises(ValueError, match="one label per row"):
+        TileGrid(2, 3, row_labels=["image"])
+    with pytest.raises(ValueError, match="clickable=True"):
+        TileGrid(1, 1).on_click(print)
+
+
+def test_legend_colour_bar_and_value_table():
+    from oipwidgets.widgets.legend import colour_bar, display_range, value_table
+
+    bar = colour_bar("magma", "-1.5", "2")
+    first, last = first_last("magma")
+    assert f"rgb({first[0]},{first[1]},{first[2]})" in bar and f"rgb({last[0]},{last[1]},{last[2]})" in bar
+    assert bar.index("-1.5") < bar.index("linear-gradient") < bar.index(" 2</span>")
+    img = np.array([[0.0, 1.0], [2.0, 5.0]])
+    assert display_range(img, contrast=False) == (0.0, 5.0)
+    low, high = display_range(np.arange(101.0), contrast=True)
+    assert (low, high) == pytest.approx((2.0, 98.0))
+    table = value_table(img)  # min 0, max 5, mean 2, std sqrt(3.5)
+    cells = [c.split("</td>")[0] for c in table.split("text-align:right'>")[1:]]
+    assert cells == ["0", "5", "2", f"{np.sqrt(3.5):.3g}"]
+    rgb = value_table(np.stack([img, img * 2, -img], axis=-1))
+    assert "<td>R</td>" in rgb and "<td>B</td>" in rgb and ">-5<" in rgb

@@ -19,6 +19,7 @@ from ..engine.probe import ensure_built, probeable_layers
 from ..engine.validation import check_index, check_int
 from ..output.render import COLORMAPS, plain_display, tile_scale
 from .base import check_layer, trait_check
+from .layout import CONTROL_STYLE, section
 from .tilegrid import TileGrid
 
 __all__ = ["ActivationViewer"]
@@ -124,10 +125,13 @@ class ActivationViewer(widgets.VBox):
 
     # ------------------------------------------------------------------ view
     def _build(self):
-        style = {"description_width": "70px"}
-        self.index_slider = widgets.IntSlider(min=0, max=len(self.images) - 1, description="image", style=style)
-        self.layer_dropdown = widgets.Dropdown(options=list(self._maps), description="maps of", style=style)
-        self.dense_dropdown = widgets.Dropdown(options=list(self._units), description="units of", style=style)
+        style, width = CONTROL_STYLE, widgets.Layout  # each control keeps a readable width; the row wraps
+        self.index_slider = widgets.IntSlider(min=0, max=len(self.images) - 1, description="image", style=style,
+                                              layout=width(width="300px", min_width="220px"))
+        self.layer_dropdown = widgets.Dropdown(options=list(self._maps), description="maps of", style=style,
+                                               layout=width(width="260px", min_width="200px"))
+        self.dense_dropdown = widgets.Dropdown(options=list(self._units), description="units of", style=style,
+                                               layout=width(width="260px", min_width="200px"))
         for trait, control in [("image_index", self.index_slider), ("layer", self.layer_dropdown),
                                ("dense_layer", self.dense_dropdown)]:
             widgets.link((self, trait), (control, "value"))
@@ -135,7 +139,7 @@ class ActivationViewer(widgets.VBox):
         # the input image: grey ones in grey, colour ones in colour, ~84–140 px (tile_scale)
         self.input_grid = TileGrid(1, 1, (int(h), int(w)), scale=tile_scale(int(h), int(w)), scheme="Greys",
                                    css_class="oip-input")
-        self.caption = widgets.HTML()
+        self.caption = widgets.HTML(layout=widgets.Layout(max_width="160px"))  # wraps under the input image
         self.maps_box = widgets.Box()
         self.maps_grid = None  # made by _update, for the shape of the layer's maps
         self.dense_x, self.dense_y = OrdinalScale(), LinearScale()
@@ -145,18 +149,21 @@ class ActivationViewer(widgets.VBox):
                                    axes=[Axis(scale=self.dense_x, label="unit", num_ticks=10),
                                          Axis(scale=self.dense_y, side="left", tick_format=".2g")],
                                    fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10},
-                                   layout=widgets.Layout(width="520px", height="220px"))
+                                   layout=widgets.Layout(width="440px", height="220px"))
         self.prob_x, self.prob_y = OrdinalScale(), LinearScale(min=0.0, max=1.0)
         self.prob_bars = Bars(x=self.class_names, y=np.zeros(len(self.class_names), np.float32),
                               scales={"x": self.prob_x, "y": self.prob_y}, colors=["#7ad151"])
         self.prob_figure = Figure(marks=[self.prob_bars], title="class probabilities",
                                   axes=[Axis(scale=self.prob_x), Axis(scale=self.prob_y, side="left")],
                                   fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10},
-                                  layout=widgets.Layout(width="520px", height="220px"))
+                                  layout=widgets.Layout(width="400px", height="220px"))
+        wrap = widgets.Layout  # rows that wrap instead of cutting their content in a narrow notebook
         self.children = [
-            widgets.HBox([self.index_slider, self.layer_dropdown, self.dense_dropdown]),
-            widgets.HBox([widgets.VBox([self.input_grid.figure, self.caption]), self.maps_box]),
-            widgets.HBox([self.dense_figure, self.prob_figure]),
+            section("input & layers", [widgets.HBox([self.index_slider, self.layer_dropdown, self.dense_dropdown],
+                                                    layout=wrap(flex_flow="row wrap"))]),
+            widgets.HBox([widgets.VBox([self.input_grid.figure, self.caption]), self.maps_box],
+                         layout=wrap(flex_flow="row wrap", align_items="flex-start")),
+            widgets.HBox([self.dense_figure, self.prob_figure], layout=wrap(flex_flow="row wrap")),
         ]
         self.add_class("oip-activations")
 

@@ -328,7 +328,7 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
             return
         self._run_id += 1  # a run that still ends draws nothing
         self._worker.cancel(wait=True, timeout=5.0)
-        for widget in self._hidden:
+        for widget in getattr(self, "_hidden", ()):  # (a widget whose __init__ failed has none)
             close_tree(widget)
         close_tree(self)
 

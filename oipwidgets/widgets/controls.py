@@ -139,7 +139,8 @@ _CONTROLS = {
 
 
 def add_setting_controls(owner, widths: dict, *, style: dict, layers, on_error, extra: dict | None = None) -> None:
-    """Make the control of each setting in ``widths`` (trait name → CSS width, or None for the default), set it as
+    """Make the control of each setting in ``widths`` (trait name → CSS width, "fill" for the width of its panel, or
+    None for the default), set it as
     the owner's attribute (``layer_dropdown``, ``steps_text``, ``seed_text``, ``strategy_dropdown``,
     ``colormap_dropdown``, ``epsilon_slider``, ``param_dropdown``, ``transforms_dropdown``, ``optimizer_dropdown``,
     ``smoothness_text``, ``diversity_text``) and ``bind`` it to the trait, refused values going to ``on_error``.
@@ -147,8 +148,10 @@ def add_setting_controls(owner, widths: dict, *, style: dict, layers, on_error, 
     controls = dict(extra or {})
     for name, width in widths.items():
         attr, make = _CONTROLS[name]
-        controls[name] = make(list(layers), style=style,
-                              **({} if width is None else {"layout": widgets.Layout(width=width)}))
+        layout = ({} if width is None else
+                  {"layout": widgets.Layout(width="auto", min_width="0") if width == "fill" else
+                   widgets.Layout(width=width)})
+        controls[name] = make(list(layers), style=style, **layout)
         setattr(owner, attr, controls[name])
     for name, control in controls.items():
         bind(owner, name, control, on_error)

@@ -27,7 +27,7 @@ def _figure(marks, x_scale, y_scale, y_label: str, y_format: str) -> Figure:
     return Figure(
         marks=marks,
         axes=[Axis(scale=x_scale, label="step", label_offset="32px"),
-              Axis(scale=y_scale, side="left", label=y_label, tick_format=y_format, label_offset="-52px")],
+              Axis(scale=y_scale, side="left", label=y_label, tick_format=y_format, label_offset="52px")],
         fig_margin={"top": 10, "bottom": 42, "left": 72, "right": 12},
         layout=widgets.Layout(width="420px", height="220px"),
     )
@@ -54,7 +54,7 @@ class LossCurves:
                                      "relative change", ".0e")
         self.change_figure.add_class("oip-change")
         self.toggle = widgets.ToggleButtons(options=["objective", "relative change"], value="objective",
-                                            style={"button_width": "120px"})
+                                            style={"button_width": "140px"})
         self.holder = widgets.Box([self.figure])
         self.toggle.observe(lambda change: self._show(change["new"]), names="value")
         self.box = widgets.VBox([self.toggle, self.holder])

@@ -9,6 +9,7 @@ engine and draws; everything numeric is in ``OIPEngine``, the shared settings an
 
 from __future__ import annotations
 
+import html
 import time
 import traceback
 
@@ -24,11 +25,16 @@ from .base import OIPWidgetBase
 from .controls import add_setting_controls, format_scales, parse_scales
 from .curves import LossCurves
 from .exports import ExportsResult
-from .tilegrid import TileGrid, reuse_grid
+from .layout import CONTROL_STYLE, fill, main_row, panel, refit, section, view_column
+from .legend import GAMMA, PERCENTILES, colour_bar, display_range, value_table
+from .tilegrid import ROW_LABEL_PX, TileGrid, reuse_grid
 
 __all__ = ["OIPExplorer", "parse_scales", "format_scales"]
 
 MIN_DRAW_INTERVAL = 1 / 30  # s between two live redraws that bring no new snapshot
+GRID_WIDTH = 560  # screen px the snapshot grid may take beside the controls before it goes on in a band below
+DETAIL_PX = 240  # screen px of the larger side of a tile in the detail view
+ROW_LABELS = ("image", "contrast")
 BAR_STYLES = {"dead": "danger", "nonfinite": "danger", "error": "danger", "stopped": "warning"}
 
 
@@ -64,53 +70,59 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
 
     # ------------------------------------------------------------------ the view
     def _build(self):
-        style, width = {"description_width": "80px"}, "330px"
         info = self._infos[self.layer]
-        self.map_slider = widgets.IntSlider(min=0, max=info.size - 1, description="map", style=style,
-                                            layout=widgets.Layout(width=width), continuous_update=False)
-        add_setting_controls(self, {**dict.fromkeys(("layer", "epsilon", "steps", "strategy", "colormap"), width),
-                                    "seed": "236px"},
-                             style=style, layers=self._infos, on_error=self._report,
+        self.map_slider = widgets.IntSlider(min=0, max=info.size - 1, description="map", style=CONTROL_STYLE,
+                                            layout=fill(), continuous_update=False)
+        add_setting_controls(self, dict.fromkeys(("layer", "epsilon", "steps", "strategy", "colormap", "seed"), "fill"),
+                             style=CONTROL_STYLE, layers=self._infos, on_error=self._report,
                              extra={"map_index": self.map_slider})
-        self.scales_text = widgets.Text(description="scales", style=style, layout=widgets.Layout(width=width),
+        self.scales_text = widgets.Text(description="scales", style=CONTROL_STYLE, layout=fill(),
                                         continuous_update=False,
                                         tooltip="noise grid sizes, coarse to fine: '3, 7, 14, 28' or '3x3, 7x5'")
-        self.weights_box = widgets.VBox()
+        self.weights_box = widgets.VBox(layout=widgets.Layout(width="100%"))
         self.weight_sliders = []
         self._show_noise()
         self.scales_text.observe(self._on_scales_text, "value")
-        self._build_run_controls(button_width="160px", progress_width=width)
+        self._build_run_controls()
+        for w in (self.run_button, self.stop_button):
+            refit(w, flex="1 1 0")
+        refit(self.new_seed_button, flex="0 0 auto", min_width="auto")
+        refit(self.seed_text, flex="1 1 auto")
+        refit(self.progress)
         self.details = widgets.Output(layout=widgets.Layout(max_height="240px", overflow="auto"))
         self.details_box = widgets.Accordion(children=[self.details], titles=("details",), selected_index=None,
                                              layout=widgets.Layout(display="none"))
-        self.grid = None
-        self.grid_box = widgets.Box()
-        self._make_grid(len(self._planned_snapshots()) + self._lead)
+        self.grid, self._shown = None, {}
+        self.grid_box = widgets.Box(layout=widgets.Layout(overflow="auto hidden", max_width="100%"))
+        self.legend = widgets.HTML(layout=widgets.Layout(margin="0 0 4px 4px"))
+        self.tile_detail, self.tile_detail_text = None, self._own(widgets.HTML())
+        self.tile_detail_box = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+        self._make_grid(len(self._planned_snapshots()))
         self.curves = LossCurves()  # the objective (live) and its relative change (after a run)
         self._own(self.curves.change_figure)  # shown only when toggled: closed with the explorer all the same
         self.loss_figure, self.loss_line = self.curves.figure, self.curves.line
         add_setting_controls(self, dict.fromkeys(("param", "transforms", "optimizer", "smoothness", "diversity"),
-                                                 width), style=style, layers=self._infos, on_error=self._report)
+                                                 "fill"), style=CONTROL_STYLE, layers=self._infos,
+                             on_error=self._report)
         self.advanced = widgets.Accordion(
             children=[widgets.VBox([self.param_dropdown, self.transforms_dropdown, self.optimizer_dropdown,
-                                    self.smoothness_text, self.diversity_text])],
-            titles=("how the image climbs",), selected_index=None)
-        controls = widgets.VBox(
-            [self.layer_dropdown, self.map_slider, self.scales_text, self.weights_box, self.epsilon_slider,
-             self.steps_text, self.strategy_dropdown, widgets.HBox([self.seed_text, self.new_seed_button]),
-             self.colormap_dropdown, self.advanced,
-             widgets.HBox([self.run_button, self.stop_button]), self.progress],
-            layout=widgets.Layout(width="345px"),
-        )
+                                    self.smoothness_text, self.diversity_text], layout=widgets.Layout(width="100%"))],
+            titles=("how the image climbs",), selected_index=None, layout=fill())
+        controls = panel([
+            section("model & layer", [self.layer_dropdown, self.map_slider]),
+            section("start noise", [self.scales_text, self.weights_box,
+                                    widgets.HBox([self.seed_text, self.new_seed_button], layout=fill())]),
+            section("ascent", [self.epsilon_slider, self.steps_text, self.strategy_dropdown, self.advanced]),
+            section("display", [self.colormap_dropdown]),
+            section("run", [widgets.HBox([self.run_button, self.stop_button], layout=fill()), self.progress]),
+        ])
         self.diverse_box = widgets.VBox()  # the other OIPs of a diverse run (diversity > 1), side by side
         self.diverse_grid, self.diverse_title, self._diverse = None, self._own(widgets.HTML()), []
         self.examples_box = widgets.VBox()
         self.examples_grid, self.examples_title = None, widgets.HTML()
-        self.children = [
-            widgets.HBox([controls, widgets.VBox([self.grid_box, self.curves.box, self.diverse_box, self.examples_box])]),
-            self.status_line,
-            self.details_box,
-        ]
+        view = view_column([self.grid_box, self.legend, self.tile_detail_box, self.curves.box, self.diverse_box,
+                            self.examples_box])
+        self.children = [main_row(controls, view), self.status_line, self.details_box]
         self.add_class("oip-explorer")
         self._show_examples()
 
@@ -120,14 +132,84 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         self.observe(self._on_map, names="map_index")
         self.observe(self._on_colormap, names="colormap")
 
-    def _make_grid(self, cols: int):
-        """Two rows (plain, enhanced) of ``cols`` tiles, ~84–140 px each (``tile_scale``: 28 px ×3, 224 px ×0.5;
-        large images go out as PNGs of at most 1.25× their screen size). A grid replaced closes its widgets."""
+    def _make_grid(self, n: int):
+        """The snapshot grid for ``n`` snapshots: per snapshot a column of two tiles, the image (plain) over its
+        contrast-enhanced rendering, ~84–140 px a tile (``tile_scale``). Columns that would make the grid wider than
+        GRID_WIDTH go on in further bands below, so the grid stays beside the controls. Tiles take clicks (the
+        detail view). A grid replaced closes its widgets."""
         h, w, _ = self._engine().input_shape
+        bands, per_band = self._grid_shape(n)
         if self.grid is not None:
             self.grid.close()
-        self.grid = TileGrid(2, cols, (h, w), scheme=self.colormap, scale=tile_scale(h, w), css_class="oip-grid")
+        self.grid = TileGrid(2 * bands, per_band, (h, w), scheme=self.colormap, scale=tile_scale(h, w),
+                             css_class="oip-grid", row_labels=list(ROW_LABELS) * bands, clickable=True)
+        self.grid.on_click(self._on_tile_click)
+        self.n_columns = int(n)
+        self._shown = {}
         self.grid_box.children = [self.grid.figure]
+        self._show_legend()
+        self._hide_tile_detail()
+
+    def _grid_shape(self, n: int) -> tuple[int, int]:
+        """(bands, columns per band) of the grid for ``n`` snapshots: as many columns as GRID_WIDTH holds, the
+        snapshots spread evenly over the bands."""
+        h, w, _ = self._engine().input_shape
+        per_band = max(1, int((GRID_WIDTH - ROW_LABEL_PX) // ((w + 4) * tile_scale(h, w))))
+        bands = -(-max(1, n) // per_band)
+        return bands, -(-max(1, n) // bands)
+
+    def tile_index(self, row: int, k: int) -> int:
+        """Index in ``grid.tiles`` of snapshot ``k``'s tile in ``row`` (0: image, 1: contrast)."""
+        band, col = divmod(int(k), self.grid.cols)
+        return self.grid.index(2 * band + int(row), col)
+
+    def _show_legend(self):
+        colour = self._engine().input_shape[-1] == 3
+        colours = ("colour: RGB, stretched over all channels" if colour else
+                   "colours: " + colour_bar(self.colormap, "lowest", "highest value"))
+        self.legend.value = (f"<small><b>image</b>: each tile from its lowest to its highest value · "
+                             f"<b>contrast</b>: {PERCENTILES[0]:g}–{PERCENTILES[1]:g} percentile, γ {GAMMA:g} · "
+                             f"{colours} · click a tile for its values</small>")
+
+    def _on_tile_click(self, i):
+        if i is None:
+            self._hide_tile_detail()
+            return
+        r, col = divmod(int(i), self.grid.cols)
+        band, row = divmod(r, 2)
+        self.show_tile(band * self.grid.cols + col, row)
+
+    def show_tile(self, k: int, row: int = 0) -> None:
+        """Show snapshot ``k`` large beside its values (row 0: as the image row draws it; 1: as the contrast row):
+        the detail view a click on a tile opens. Nothing when that snapshot is not drawn yet."""
+        shown = self._shown.get(int(k))
+        if shown is None:
+            self._hide_tile_detail()
+            return
+        image, label, loss = shown
+        h, w, _ = self._engine().input_shape
+        contrast = bool(row)
+        grid = reuse_grid(self.tile_detail, 1, 1, (h, w), scheme=self.colormap,
+                          scale=float(np.clip(DETAIL_PX / max(h, w), 1.0, 8.0)), css_class="oip-tile-detail")
+        grid.set_tile(0, (enhanced_display if contrast else plain_display)(image), "")
+        if grid is not self.tile_detail:
+            self._own(grid.figure)
+        self.tile_detail = grid
+        low, high = display_range(image, contrast)
+        ends = (f"{low:.3g}", f"{high:.3g}" + (f" (γ {GAMMA:g})" if contrast else ""))
+        colours = ("RGB: " + "{} → {}".format(*ends) if image.ndim == 3 and image.shape[-1] == 3 else
+                   colour_bar(self.colormap, *ends))
+        objective = "" if loss is None else f", objective {loss:.4g}"
+        self.tile_detail_text.value = (f"<div style='margin-left:8px'><b>{html.escape(label)}</b>{objective}<br>"
+                                       f"{'contrast' if contrast else 'image'}: {colours}<br>"
+                                       f"{value_table(image)}</div>")
+        self.tile_detail_box.children = [grid.figure, self.tile_detail_text]
+        self.grid.select(self.tile_index(row, k))
+
+    def _hide_tile_detail(self):
+        self.tile_detail_box.children = []
+        if self.grid is not None:
+            self.grid.select(None)
 
     # ------------------------------------------------------------------ state changes
     def _show_noise(self):
@@ -142,9 +224,8 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
                 s.value = v
 
     def _weight_slider(self, k: int, label: str) -> widgets.FloatSlider:
-        s = widgets.FloatSlider(value=0.0, min=0.0, max=2.0, step=0.05, description=label,
-                                style={"description_width": "80px"}, layout=widgets.Layout(width="330px"),
-                                continuous_update=False)
+        s = widgets.FloatSlider(value=0.0, min=0.0, max=2.0, step=0.05, description=label, style=CONTROL_STYLE,
+                                layout=fill(), continuous_update=False)
         s.observe(lambda change: self._on_weight_slider(k, change["new"]), "value")
         return s
 
@@ -178,6 +259,12 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
 
     def _on_colormap(self, change):
         self.grid.scheme = change["new"]
+        self._show_legend()
+        if self.tile_detail is not None and self.tile_detail_box.children:
+            self.tile_detail.scheme = change["new"]
+            selected = self.grid.hits.selected
+            if selected is not None and len(selected):
+                self._on_tile_click(int(selected[0]))
 
     def top_examples(self, map_index: int | None = None):
         """The ``k`` example images that activate the map (or unit) most, as a ``TopK``; None without examples."""
@@ -204,20 +291,15 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         """The steps the strategy will snapshot for the current settings (one column of the grid each)."""
         return strategy_for(self.strategy).snapshot_plan(self.steps, self.noise())
 
-    @property
-    def _lead(self) -> int:
-        """Grid columns before the snapshots: the start image."""
-        return 1
-
     def _start(self, engine, noise, run_id):
         args = dict(map_index=self.map_index, steps=self.steps, epsilon=self.epsilon, noise=noise, seed=self.seed,
                     strategy=self.strategy)
         planned = self._planned_snapshots()
         self._prepare_view(planned)
         self._set_status(f"running: {self.layer} {self._kind} {self.map_index}, {self.strategy}, {noise.describe()}")
-        # the start image is drawn from the step-0 snapshot (made once, in the run's thread); first_update: benchmarks/
-        self._live = {"planned": planned, "last_draw": 0.0, "steps": [], "losses": [], "filled": self._lead - 1,
-                      "lead": self._lead, "t0": time.perf_counter(), "first_update": None}
+        # filled: the last column drawn from a snapshot; first_update: seconds to the first drawing (benchmarks/)
+        self._live = {"planned": planned, "last_draw": 0.0, "steps": [], "losses": [], "filled": -1,
+                      "t0": time.perf_counter(), "first_update": None}
 
         n = self.diversity  # n > 1: n different OIPs of the map, grown together (the first one fills the grid)
         self._diverse = []
@@ -237,23 +319,24 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         return job
 
     def _prepare_view(self, planned):
-        cols = len(planned) + self._lead
-        if self.grid.cols != cols:
-            self._make_grid(cols)
+        if self._grid_shape(self.n_columns) != self._grid_shape(len(planned)):
+            self._make_grid(len(planned))
+        self.n_columns = len(planned)
         with self.grid.figure.hold_sync():
             self.grid.clear()
+        self._shown = {}
+        self._hide_tile_detail()
         self.curves.clear()
         self.details_box.layout.display = "none"
 
-    @staticmethod
-    def _step_label(step: int, lead: int) -> str:
-        return "start" if step == 0 and lead == 0 else f"step {step}"
-
-    def _draw_tile(self, col: int, image, label: str, loss: float | None = None):
-        """Column ``col``: plain rendering labelled ``label`` on top, enhanced one labelled with the loss below
-        (colour images in colour, grey ones through the colour map; a tile already showing this is not sent)."""
-        self.grid.set_tile(self.grid.index(0, col), plain_display(image), label)
-        self.grid.set_tile(self.grid.index(1, col), enhanced_display(image), "" if loss is None else f"loss {loss:.3g}")
+    def _draw_tile(self, k: int, image, label: str, loss: float | None = None):
+        """Snapshot column ``k``: the image labelled ``label`` (its step) on top, its contrast rendering labelled
+        with the objective below (colour images in colour, grey ones through the colour map; a tile already showing
+        this is not sent). The image is kept for the detail view."""
+        image = np.asarray(image)
+        self._shown[int(k)] = (image, label, loss)
+        self.grid.set_tile(self.tile_index(0, k), plain_display(image), label)
+        self.grid.set_tile(self.tile_index(1, k), enhanced_display(image), "" if loss is None else f"obj {loss:.3g}")
 
     def _on_progress(self, p, run_id):
         if run_id != self._run_id or self._note_compiling(p):
@@ -269,14 +352,11 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             planned = live["planned"]
             if p.snapshot is not None:
                 step, images, losses = p.snapshot
-                lead = live["lead"]
-                if step == 0 and self.strategy == "simple":  # until the result: the start seen one step later
-                    self._draw_tile(0, images[0], "start")
-                col = lead + (planned.index(step) if step in planned else min(live["filled"], len(planned) - 1))
-                self._draw_tile(col, images[0], self._step_label(step, lead), float(losses[0]))
+                col = planned.index(step) if step in planned else min(live["filled"] + 1, len(planned) - 1)
+                self._draw_tile(col, images[0], f"step {step}", float(losses[0]))
                 live["filled"] = col
             else:  # the next tile shows the image as it is now
-                col = min(live["filled"] + 1, len(planned) - 1 + live["lead"])
+                col = min(live["filled"] + 1, len(planned) - 1)
                 self._draw_tile(col, p.images[0], f"step {p.step}…")
             self.loss_line.x = np.asarray(live["steps"], np.float32)
             self.loss_line.y = np.asarray(live["losses"], np.float32)
@@ -285,19 +365,18 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             live["first_update"] = now - live["t0"]
 
     def _show_result(self, r: OIPResult):
-        lead = 0 if len(r.snapshot_steps) and r.snapshot_steps[0] == 0 and self._lead == 0 else 1
-        cols = len(r.snapshot_steps) + lead
-        if self.grid.cols < cols:
+        cols = len(r.snapshot_steps)
+        if self._grid_shape(self.n_columns) != self._grid_shape(cols):  # e.g. fewer snapshots: a dead map, a stop
             self._make_grid(cols)
+        self.n_columns = cols
         with self.grid.figure.hold_sync(), self.loss_figure.hold_sync():
             # tiles drawn live with the same image are not sent again; tiles beyond the result are hidden
-            if lead:
-                self._draw_tile(0, r.start, "start")
             for k, (step, img, loss) in enumerate(zip(r.snapshot_steps, r.snapshots, r.snapshot_losses)):
-                self._draw_tile(k + lead, img, self._step_label(int(step), lead), float(loss))
-            for col in range(cols, self.grid.cols):
+                self._draw_tile(k, img, f"step {int(step)}", float(loss))
+            for k in range(cols, self.grid.rows // 2 * self.grid.cols):
+                self._shown.pop(k, None)
                 for row in (0, 1):
-                    self.grid.set_tile(self.grid.index(row, col), None, "")
+                    self.grid.set_tile(self.tile_index(row, k), None, "")
             self.curves.result(r.losses, r.params.get("conv_criterion", 5e-4), r.converged_at)
         self.progress.value, self.progress.description = 1.0, f"{r.steps} steps"
         self.progress.bar_style = BAR_STYLES.get(r.status, "success")

@@ -28,7 +28,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-from bqplot import Figure, Image, Label, LinearScale
+from bqplot import Figure, Image, Label, LinearScale, Scatter
 from ipywidgets import Image as ImageWidget
 from ipywidgets import Layout, widget_serialization
 from traitlets import Instance
@@ -40,6 +40,8 @@ __all__ = ["TileGrid", "Tile", "ImageMosaic", "reuse_grid", "PNG_SCALE"]
 
 #: A tile drawn smaller than its image is sent as a PNG of at most this many times its screen size.
 PNG_SCALE = 1.25
+#: Screen pixels under each tile for its label, and left of the rows for the row labels (10-px text).
+LABEL_PX, ROW_LABEL_PX = 16, 18
 _EMPTY = png_bytes(np.full((1, 1, 3), 255, np.uint8))
 
 
@@ -96,19 +98,27 @@ class TileGrid:
     """``rows`` × ``cols`` tiles of ``tile_shape`` (h, w) pixels in one bqplot ``Figure`` (``self.figure``).
 
     gap: blank space between tiles, in pixels of a tile; label_space: room under each tile for its label, in
-    pixels; scale: screen pixels per image pixel (None: ``render.tile_scale``, ~84–140 px a tile); scheme: the
-    colour map of grey tiles; png_scale: a tile drawn smaller than its image is sent at most this many times its
-    screen size.
+    pixels of a tile (None: 16 screen pixels); scale: screen pixels per image pixel (None: ``render.tile_scale``,
+    ~84–140 px a tile); scheme: the colour map of grey tiles; png_scale: a tile drawn smaller than its image is sent
+    at most this many times its screen size; row_labels: one text per row, written upwards left of the row;
+    clickable: tiles take clicks (``on_click``) and the clicked one is outlined in red (``select``).
     """
 
-    def __init__(self, rows: int, cols: int, tile_shape=(28, 28), *, gap: float = 4, label_space: float = 9,
+    def __init__(self, rows: int, cols: int, tile_shape=(28, 28), *, gap: float = 4, label_space: float | None = None,
                  scale: float | None = None, scheme: str = "viridis", css_class: str | None = None,
-                 png_scale: float = PNG_SCALE):
+                 png_scale: float = PNG_SCALE, row_labels=None, clickable: bool = False):
         self.rows, self.cols = int(rows), int(cols)
         self.h, self.w = (int(s) for s in tile_shape)
         self.scale = float(tile_scale(self.h, self.w) if scale is None else scale)
         self.png_size = _png_size((self.h, self.w), self.scale, png_scale)
-        self.gap, self.label_space = float(gap), float(label_space)
+        # label room under a tile and the row-label margin: given in image pixels, by default what 10-px text needs
+        self.gap = float(gap)
+        self.label_space = float(LABEL_PX / self.scale if label_space is None else label_space)
+        self.row_labels = None if row_labels is None else [str(t) for t in row_labels]
+        if self.row_labels is not None and len(self.row_labels) != self.rows:
+            raise ValueError(f"row_labels needs one label per row ({self.rows}); got {len(self.row_labels)}")
+        self.margin = 0.0 if self.row_labels is None else ROW_LABEL_PX / self.scale
+        self._click, self.row_label_mark = None, None
         self.xs = LinearScale(min=0.0, max=float(self._width))
         self.ys = LinearScale(min=0.0, max=float(self._height), reverse=True)
         #: the colour range of grey tiles (values ``min`` → first colour of the map, ``max`` → last) and the map;
@@ -124,9 +134,27 @@ class TileGrid:
         ly = np.array([self._origin(i)[1] + self.h + self.label_space * 0.85 for i in range(len(self.tiles))], np.float32)
         self.labels = Label(x=lx, y=ly, text=[""] * len(self.tiles), scales={"x": self.xs, "y": self.ys},
                             align="middle", default_size=10, font_weight="normal", colors=["#333333"])
+        marks = [*self.tiles, self.labels]
+        if self.row_labels is not None:  # written upwards in the margin left of each row
+            self.row_label_mark = Label(
+                x=np.full(self.rows, self.margin * 0.45, np.float32),
+                y=np.array([self._origin(self.index(r, 0))[1] + self.h / 2 for r in range(self.rows)], np.float32),
+                text=self.row_labels, scales={"x": self.xs, "y": self.ys}, align="middle", rotate_angle=-90,
+                default_size=10, font_weight="normal", colors=["#666666"])
+            marks.append(self.row_label_mark)
+        self.hits = None
+        if clickable:  # one invisible square per tile takes the clicks; the selected one is outlined
+            self.hits = Scatter(x=lx, y=ly - self.label_space * 0.85 - self.h / 2, scales={"x": self.xs, "y": self.ys},
+                                marker="square", default_size=int((min(self.h, self.w) * self.scale) ** 2),
+                                opacities=[0.02], colors=["white"], stroke="white", interactions={"click": "select"},
+                                selected_style={"opacity": 1.0, "fill": "none", "stroke": "#d00000",
+                                                "stroke-width": 3},
+                                unselected_style={"opacity": 0.02})
+            self.hits.observe(self._on_hit, "selected")
+            marks.append(self.hits)
         width, height = self._width * self.scale, self._height * self.scale
         self.figure = Figure(
-            marks=[*self.tiles, self.labels],
+            marks=marks,
             axes=[],
             fig_margin={"top": 4, "bottom": 4, "left": 4, "right": 4},
             padding_x=0.0,
@@ -141,7 +169,7 @@ class TileGrid:
 
     @property
     def _width(self) -> float:
-        return self.cols * (self.w + self.gap) - self.gap
+        return self.margin + self.cols * (self.w + self.gap) - self.gap
 
     @property
     def _height(self) -> float:
@@ -149,7 +177,29 @@ class TileGrid:
 
     def _origin(self, i: int) -> tuple[float, float]:
         r, c = divmod(i, self.cols)
-        return c * (self.w + self.gap), r * (self.h + self.label_space + self.gap)
+        return self.margin + c * (self.w + self.gap), r * (self.h + self.label_space + self.gap)
+
+    def on_click(self, callback) -> None:
+        """``callback(i)`` when tile i is clicked (the grid must be made with ``clickable=True``); ``callback(None)``
+        when the selected tile is clicked again (nothing selected)."""
+        if self.hits is None:
+            raise ValueError("this TileGrid takes no clicks: make it with clickable=True")
+        self._click = callback
+
+    def _on_hit(self, change):
+        picked = change["new"]
+        if self._click is not None:
+            self._click(int(picked[0]) if picked is not None and len(picked) else None)
+
+    def select(self, i: int | None) -> None:
+        """Outline tile i (None: no tile), as a click does, without calling the click callback."""
+        if self.hits is None:
+            return
+        callback, self._click = self._click, None
+        try:
+            self.hits.selected = None if i is None else [int(i)]
+        finally:
+            self._click = callback
 
     def index(self, row: int, col: int) -> int:
         return row * self.cols + col
@@ -234,7 +284,8 @@ class TileGrid:
         leaves nothing behind in the kernel or the browser."""
         for tile in self.tiles:
             tile.close_images()
-        for w in (*self.tiles, self.labels, self.xs, self.ys, self.figure):
+        extra = [m for m in (self.row_label_mark, self.hits) if m is not None]
+        for w in (*self.tiles, self.labels, *extra, self.xs, self.ys, self.figure):
             w.close()
 
     def fits(self, rows: int, cols: int, tile_shape) -> bool:
@@ -248,6 +299,7 @@ class TileGrid:
             for tile in self.tiles:
                 tile.visible = False
             self.set_labels([])
+            self.select(None)
 
     @property
     def scheme(self) -> str:

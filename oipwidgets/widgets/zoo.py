@@ -22,6 +22,7 @@ from ..engine.validation import check_int
 from ..output.render import enhanced_display, plain_display, tile_scale
 from .base import OIPWidgetBase, close_tree, trait_check
 from .controls import add_setting_controls, format_scales, format_weights, parse_scales, parse_weights
+from .layout import CONTROL_STYLE, fill, refit, section
 from .mosaic import Mosaic
 from .tilegrid import ImageMosaic, reuse_grid
 
@@ -29,6 +30,7 @@ __all__ = ["LayerZoo"]
 
 #: statuses whose final loss says nothing: the tile is labelled with the status instead, in red
 NO_LOSS = ("dead", "nonfinite", "error")
+SECTION_WIDTH = "270px"  # each group of controls; the groups wrap to the next line in a narrow notebook
 MUTED = 0.2  # contrast left to the tiles of maps without an OIP (dead, non-finite, error), around mid-grey
 
 
@@ -73,24 +75,27 @@ class LayerZoo(OIPWidgetBase):
 
     # ------------------------------------------------------------------ view
     def _build(self):
-        style = {"description_width": "60px"}
-        self.scales_text = widgets.Text(description="scales", style=style, continuous_update=False,
-                                        layout=widgets.Layout(width="260px"))
-        self.weights_text = widgets.Text(description="weights", style=style, continuous_update=False,
-                                         layout=widgets.Layout(width="260px"))
+        style = CONTROL_STYLE
+        self.scales_text = widgets.Text(description="scales", style=style, continuous_update=False, layout=fill())
+        self.weights_text = widgets.Text(description="weights", style=style, continuous_update=False, layout=fill())
         self._show_noise()
         self.scales_text.observe(self._on_noise_text, "value")
         self.weights_text.observe(self._on_noise_text, "value")
         self.sort_buttons = widgets.ToggleButtons(options=[("by map", "map"), ("by activation", "activation")],
-                                                  style={"button_width": "100px"})
-        self.contrast_box = widgets.Checkbox(description="contrast", indent=False, layout=widgets.Layout(width="90px"))
-        add_setting_controls(self, {"layer": None, "steps": "160px", "strategy": "220px", "seed": "140px"},
+                                                  style={"button_width": "118px"}, layout=fill())
+        self.contrast_box = widgets.Checkbox(description="contrast", indent=False, layout=fill())
+        add_setting_controls(self, dict.fromkeys(("layer", "steps", "strategy", "seed", "param", "transforms",
+                                                  "optimizer", "smoothness"), "fill"),
                              style=style, layers=self._infos, on_error=self._report,
                              extra={"sort": self.sort_buttons, "contrast": self.contrast_box})
-        add_setting_controls(self, {"param": "200px", "transforms": "210px", "optimizer": "200px",
-                                    "smoothness": "200px"}, style=style, layers=self._infos, on_error=self._report)
         self._build_run_controls()
-        self.explorer_button = widgets.Button(description="Open in explorer", icon="search", disabled=True)
+        refit(self.seed_text, flex="1 1 auto")
+        refit(self.new_seed_button, flex="0 0 auto", min_width="auto")
+        for w in (self.run_button, self.stop_button):
+            refit(w, flex="1 1 0")
+        refit(self.progress)
+        self.explorer_button = widgets.Button(description="Open in explorer", icon="search", disabled=True,
+                                              layout=fill())
         self.explorer_button.on_click(lambda _: self._show_explorer())
         colour = self._engine().input_shape[-1] == 3  # colour models: one RGB PNG, grey ones: the colour-mapped HeatMap
         self.mosaic = (ImageMosaic if colour else Mosaic)(self.colormap, css_class="oip-zoo")
@@ -100,15 +105,19 @@ class LayerZoo(OIPWidgetBase):
         self.detail_grid, self.detail_title = None, self._own(widgets.HTML())
         self.explorer_area = widgets.VBox()
         self._layout_mosaic(np.arange(self._infos[self.layer].size))
+        columns = [  # three columns of grouped controls, side by side; they wrap when the notebook is narrow
+            [section("model & layer", [self.layer_dropdown]),
+             section("display", [self.sort_buttons, self.contrast_box, self.explorer_button])],
+            [section("start noise", [self.scales_text, self.weights_text,
+                                     widgets.HBox([self.seed_text, self.new_seed_button], layout=fill())]),
+             section("run", [widgets.HBox([self.run_button, self.stop_button], layout=fill()), self.progress])],
+            [section("ascent", [self.steps_text, self.strategy_dropdown, self.param_dropdown,
+                                self.transforms_dropdown, self.optimizer_dropdown, self.smoothness_text])],
+        ]
         self.children = [
-            widgets.HBox([self.layer_dropdown, self.steps_text, self.strategy_dropdown, self.seed_text,
-                          self.new_seed_button]),
-            widgets.HBox([self.scales_text, self.weights_text]),
-            widgets.HBox([self.param_dropdown, self.transforms_dropdown, self.optimizer_dropdown,
-                          self.smoothness_text]),
-            widgets.HBox([self.run_button, self.stop_button, self.sort_buttons, self.contrast_box,
-                          self.explorer_button]),
-            self.progress,
+            widgets.HBox([widgets.VBox(c, layout=widgets.Layout(width=SECTION_WIDTH, flex=f"0 1 {SECTION_WIDTH}",
+                                                                margin="0 8px 0 0")) for c in columns],
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")),
             self.status_line,
             # bqplot draws the HeatMap on a canvas above the SVG marks; let clicks through to the tile squares
             widgets.HTML("<style>.oip-zoo canvas { pointer-events: none; }</style>"),
@@ -280,7 +289,7 @@ class LayerZoo(OIPWidgetBase):
 
     def close(self) -> None:
         """Also stop and close an explorer opened from the zoo, and the detail view (shown or not)."""
-        if self._worker is not None:  # a zoo whose __init__ failed made none of these
+        if getattr(self, "_worker", None) is not None and hasattr(self, "explorer_area"):  # (a failed __init__: none)
             for explorer in self.explorer_area.children:
                 explorer.close()
             if self.detail_grid is not None:

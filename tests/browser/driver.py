@@ -101,7 +101,9 @@ _JS_EXECUTION_STATE = """() => {
                 blank: c.sharedModel.getSource().trim() === '',
                 errors: outs.filter(o => o.output_type === 'error')
                             .map(o => ({ename: o.ename, evalue: o.evalue, traceback: (o.traceback || []).join('\\n')})),
-                widgets: outs.filter(o => o.data && o.data['""" + WIDGET_MIME + """']).length});
+                widgets: outs.filter(o => o.data && o.data['""" + WIDGET_MIME + """']).length,
+                stderr: outs.filter(o => o.output_type === 'stream' && o.name === 'stderr')
+                            .map(o => (Array.isArray(o.text) ? o.text.join('') : o.text).slice(0, 300))});
   }
   return {runAll: window.__oipRunAll || null, kernel: k ? k.status : 'none', cells: cells};
 }"""
@@ -177,6 +179,7 @@ def run_notebook_in_browser(
         raise AssertionError(f"cells {unrun} of {name} were not run")
     n_widgets = sum(c["widgets"] for c in state["cells"])
     assert_widgets_rendered(page, expected=expected, min_widget_outputs=n_widgets, timeout=render_timeout)
+    page.oip_state = state  # what each cell showed (errors, widgets, stderr), for the test to look at
     return page
 
 
@@ -291,3 +294,68 @@ def wait_for_screenshot_change(
                 f"{css} did not change within {timeout:.0f} s: {frac:.4f} of pixels differ (< {min_fraction})"
             )
         time.sleep(0.25)
+
+
+_JS_LAYOUT_PROBLEMS = r"""(top) => {
+  // every input, dropdown, slider readout, button and control label of each widget matching `top` must lie fully
+  // inside every widget box that holds it, up to the top widget (1 px of rounding allowed); hidden ones are skipped
+  const controls = 'input, select, textarea, button, .widget-readout, .widget-label, .widget-dropdown, ' +
+                   '.widget-text, .widget-hslider, .widget-toggle-buttons';
+  const problems = [];
+  const name = (el) => {
+    const label = el.closest('.widget-inline-hbox, .widget-inline-vbox, .jupyter-widgets');
+    const own = el.tagName === 'BUTTON' || el.tagName === 'LABEL' || el.classList.contains('widget-readout');
+    const text = ((!own && label && label.querySelector('.widget-label')) || el).textContent || el.value || '';
+    return el.tagName.toLowerCase() + (el.className && typeof el.className === 'string'
+      ? '.' + el.className.trim().split(/\s+/).slice(0, 2).join('.') : '') + ' "' + text.trim().slice(0, 30) + '"';
+  };
+  document.querySelectorAll(top).forEach((root, k) => {
+    const rb = root.getBoundingClientRect();
+    root.querySelectorAll(controls).forEach((el) => {
+      const b = el.getBoundingClientRect();
+      if (b.width === 0 || b.height === 0 || el.offsetParent === null) return;  // not shown (collapsed, hidden)
+      for (let p = el.parentElement; p; p = p.parentElement) {
+        if (p.classList.contains('jupyter-widgets') || p.classList.contains('widget-box') || p === root) {
+          const pb = p.getBoundingClientRect();
+          if (pb.width === 0 || pb.height === 0) { if (p === root) break; else continue; }
+          const out = b.left < pb.left - 1 || b.right > pb.right + 1 || b.top < pb.top - 1 || b.bottom > pb.bottom + 1;
+          if (out) {
+            problems.push(`${top}[${k}]: ${name(el)} [${b.left.toFixed(0)}..${b.right.toFixed(0)} x ` +
+              `${b.top.toFixed(0)}..${b.bottom.toFixed(0)}] sticks out of ` +
+              `${p.tagName.toLowerCase()}.${Array.from(p.classList).slice(0, 3).join('.')} ` +
+              `[${pb.left.toFixed(0)}..${pb.right.toFixed(0)} x ${pb.top.toFixed(0)}..${pb.bottom.toFixed(0)}]`);
+            break;
+          }
+        }
+        if (p === root) break;
+      }
+      // clipped text: an input or readout whose content is wider than its box
+      // (an ellipsis hides a few px that scrollWidth rounds away: measure the text itself)
+      let need = 0, room = 0;
+      if (el.tagName === 'INPUT' && el.type === 'text') {
+        need = el.scrollWidth; room = el.clientWidth + 1;
+      } else if ((el.classList.contains('widget-readout') || el.classList.contains('widget-label') ||
+                  el.tagName === 'BUTTON') && el.textContent.trim() !== '') {  // (an icon alone is no text)
+        const range = document.createRange();
+        range.selectNodeContents(el);
+        const style = getComputedStyle(el);
+        need = range.getBoundingClientRect().width;
+        room = el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) + 0.25;
+      }
+      if (need > room) {
+        problems.push(`${top}[${k}]: ${name(el)} cuts its text (${need.toFixed(1)} px of text in ` +
+                      `${room.toFixed(1)} px)`);
+      }
+    });
+    if (rb.right > window.innerWidth + 1) {
+      problems.push(`${top}[${k}] is wider than the window (${rb.right.toFixed(0)} > ${window.innerWidth})`);
+    }
+  });
+  return problems;
+}"""
+
+
+def layout_problems(page, top: str) -> list[str]:
+    """Controls (inputs, dropdowns, slider readouts, buttons, labels) of the widgets matching ``top`` that stick out
+    of a widget box holding them or cut their text; [] when every one fits."""
+    return page.evaluate(_JS_LAYOUT_PROBLEMS, top)
