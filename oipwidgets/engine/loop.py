@@ -20,7 +20,7 @@ steps (fewer ops per step) and records each step's loss and gradient sum, and fo
 ``AscentLoop.run_chunk`` then replays the two tests exactly in numpy; when an image must stop inside a chunk, the
 chunk is cut there: its images at the stop come from the recorded trail of every step's images, or, without one,
 the chunk's steps are run again up to the stop (the same computation, so the same numbers). A batch is split into
-``oipwidgets.engine.runtime.workers()`` parts, run by worker threads at the same time; the images are independent,
+``oipwidgets.engine.runtime.workers(...)`` parts, run by worker threads at the same time; the images are independent,
 so the results are those of the whole batch.
 """
 
@@ -85,7 +85,7 @@ class AscentLoop:
     ``probe``: images (B, H, W, C) → activations; ``objective(activations, params)`` → (B,) scores;
     ``mode``: an InputMode. ``jit_compile`` asks XLA to compile the step (on CPU usually slower: XLA's
     convolution gradients are slow there). ``workers``: how many parts a batch is split into, each run by its own
-    thread (default: ``oipwidgets.runtime.workers()``, one per core when TensorFlow uses one intra-op thread).
+    thread (default: ``runtime.workers(batch, image values)``, chosen from the work and the device).
     """
 
     def __init__(self, probe, objective, mode, jit_compile: bool = False, workers: int | None = None, *,
@@ -154,7 +154,8 @@ class AscentLoop:
         so that at most ``at_once`` images climb together (the memory budget) and the cores are used."""
         if self.objective.couples_batch:  # the images' scores depend on each other: one piece, one thread
             return [(0, b)], 1
-        workers = max(1, min(b, self.workers if self.workers is not None else runtime.workers()))
+        values = int(np.prod([d or 0 for d in tuple(self.probe.input_shape)[1:]]))  # H·W·C (0: not fixed)
+        workers = max(1, min(b, self.workers if self.workers is not None else runtime.workers(b, values)))
         if at_once is None or b <= at_once:
             bounds = np.linspace(0, b, workers + 1).round().astype(int)
             return list(zip(bounds[:-1].tolist(), bounds[1:].tolist())), workers

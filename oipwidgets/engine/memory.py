@@ -20,7 +20,7 @@ import os
 
 import keras
 
-__all__ = ["available_bytes", "image_bytes", "budget_bytes", "images_at_once", "format_bytes", "DEFAULT_FRACTION"]
+__all__ = ["available_bytes", "device_bytes", "gpu_total_bytes", "image_bytes", "budget_bytes", "images_at_once", "format_bytes", "DEFAULT_FRACTION"]
 
 ACTIVATION_FACTOR = 2.0
 DEFAULT_FRACTION = 0.5
@@ -70,13 +70,44 @@ def image_bytes(model: keras.Model, layer_index: int, input_shape: tuple) -> int
     return int(ACTIVATION_FACTOR * 4 * activations + 8 * 4 * math.prod(input_shape))
 
 
+def gpu_total_bytes() -> int | None:
+    """Memory of the first GPU in bytes (``nvidia-smi``), or None when it cannot be read."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", "0"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return int(float(out.strip().splitlines()[0])) * 2**20  # MiB
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def device_bytes() -> int:
+    """Memory the ascent may use on the device it runs on: with a GPU, the GPU's memory less what TensorFlow holds
+    in tensors now (``tf.config.experimental.get_memory_info``; TensorFlow's own pool counts as free for it);
+    without one (or when the GPU's size cannot be read), ``available_bytes()`` of the machine."""
+    from . import runtime
+
+    if runtime.gpu_present():
+        total = gpu_total_bytes()
+        if total is not None:
+            try:
+                import tensorflow as tf
+
+                used = int(tf.config.experimental.get_memory_info("GPU:0")["current"])
+            except (ValueError, RuntimeError, KeyError):
+                used = 0
+            return max(0, total - used)
+    return available_bytes()
+
+
 def budget_bytes(memory_budget=None) -> int:
-    """The budget in bytes: ``memory_budget`` bytes (int), a fraction (float in (0, 1]) of the available memory, or
-    None for ``DEFAULT_FRACTION`` of it."""
+    """The budget in bytes: ``memory_budget`` bytes (int), a fraction (float in (0, 1]) of the memory available on
+    the device (``device_bytes``: the GPU's if there is one), or None for ``DEFAULT_FRACTION`` of it."""
     if memory_budget is None:
-        return int(DEFAULT_FRACTION * available_bytes())
+        return int(DEFAULT_FRACTION * device_bytes())
     if isinstance(memory_budget, float) and 0 < memory_budget <= 1:
-        return int(memory_budget * available_bytes())
+        return int(memory_budget * device_bytes())
     if isinstance(memory_budget, int) and not isinstance(memory_budget, bool) and memory_budget > 0:
         return memory_budget
     raise ValueError(f"memory_budget must be a number of bytes (int > 0), a fraction of the available memory "

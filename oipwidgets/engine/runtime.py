@@ -1,21 +1,27 @@
-"""TensorFlow threading for the ascent: one intra-op thread per worker, one worker per core.
+"""How the ascent uses the machine's cores (and a GPU), without changing TensorFlow for the rest of the process.
 
-An OIP step on a 28×28 image is a chain of some hundred tiny kernels. Splitting each kernel over the cores (TF's
-default) costs more in hand-offs than it gains: on a 2-core machine a single image runs about 3× faster with one
-intra-op thread. A batch (all maps of a layer) uses the cores instead by splitting the batch into one part per core,
-each run by its own Python worker thread (``AscentLoop`` does that; the images are independent).
+``import oipwidgets`` leaves TensorFlow's threading as it is: the user's own training and inference in the same
+notebook keep their speed (``benchmarks/bench_side_effect.py`` measures it). The engine instead picks, for each
+batch, how many parts it splits the batch into (``workers``), each run by its own Python thread at the same time:
 
-``import oipwidgets`` calls ``configure_threads()``, which sets this up only while TensorFlow's runtime context is
-not yet initialised (threading can only be set before the first op runs) and never fails:
+* a GPU is present: one part (the device runs the batch; the memory budget sizes batches by the GPU's memory,
+  ``memory.available_bytes``);
+* TensorFlow's default threading (every kernel spread over all cores): images up to SMALL_IMAGE values
+  (64×64×3) in a batch of two or more are split over the cores (small kernels gain little from spreading, two
+  streams of them keep both cores busy: 1.1× faster for the 64 maps of the article's layer on 2 cores); one image,
+  or large images, stay in one part and get all cores on each kernel;
+* TensorFlow set to N intra-op threads (by the user, or by ``configure_threads``): cores // N parts.
 
-* ``OIPWIDGETS_TF_THREADS=auto`` (default): intra-op threads 1, inter-op threads = workers = the usable cores
-  (at most 8).
-* ``OIPWIDGETS_TF_THREADS=N`` (an integer ≥ 1): intra-op threads N, workers = usable cores // N (at least 1).
-* ``OIPWIDGETS_TF_THREADS=0`` or ``off``: leave TensorFlow's threading alone (its default: all cores per kernel);
-  batches are then not split.
+The fastest setting for many tiny images (28×28) is one intra-op thread per core: 2.2× faster for one map and 1.4×
+for a layer of the article's CNN on 2 cores. It is process-wide, so it is opt-in: call
+``oipwidgets.configure_threads()`` before anything else runs a TensorFlow op, or set ``OIPWIDGETS_TF_THREADS``:
 
-If TensorFlow already ran an op before ``oipwidgets`` was imported, its threading stays as it is and batches are
-split only if it happens to use one intra-op thread. ``workers()`` tells how many parts a batch is split into.
+* ``OIPWIDGETS_TF_THREADS=auto`` (or ``1``): intra-op threads 1, inter-op threads = the usable cores (≤ 8);
+* ``OIPWIDGETS_TF_THREADS=N`` (an integer ≥ 1): intra-op threads N;
+* unset, ``0`` or ``off`` (default): TensorFlow's threading is not touched.
+
+``import oipwidgets`` applies the variable only when it is set (the user asked for it). TensorFlow fixes its
+threading when it runs its first op; after that, ``configure_threads`` changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -24,13 +30,15 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["configure_threads", "workers", "usable_cores", "executor", "ENV_VAR"]
+__all__ = ["configure_threads", "configure_from_env", "workers", "usable_cores", "executor", "gpu_present",
+           "ENV_VAR", "SMALL_IMAGE"]
 
 ENV_VAR = "OIPWIDGETS_TF_THREADS"
+SMALL_IMAGE = 64 * 64 * 3  # values of an image up to which a batch is split over the cores under TF's threading
 _MAX_WORKERS = 8
 
 _lock = threading.Lock()
-_state = {"configured": None, "workers": None, "executor": None}
+_state = {"configured": None, "workers": None, "executor": None, "gpu": None}
 
 
 def usable_cores() -> int:
@@ -51,7 +59,8 @@ def _context_initialized() -> bool:
 
 
 def configure_threads(setting: str | int | None = None) -> dict:
-    """Set TensorFlow's threading for the ascent (see the module doc); returns what is in force.
+    """Opt-in: set TensorFlow's threading, for the whole process, to one intra-op thread per core (see the module
+    doc); returns what is in force.
 
     ``setting``: "auto", an int ≥ 1 (intra-op threads) or 0/"off"; default: the ``OIPWIDGETS_TF_THREADS``
     environment variable, else "auto". Never raises: when TensorFlow is already initialised it changes nothing.
@@ -59,7 +68,7 @@ def configure_threads(setting: str | int | None = None) -> dict:
     """
     import tensorflow as tf
 
-    raw = setting if setting is not None else os.environ.get(ENV_VAR, "auto")
+    raw = setting if setting is not None else os.environ.get(ENV_VAR, "auto")  # called: the caller asked for it
     raw = str(raw).strip().lower()
     cores = usable_cores()
     with _lock:
@@ -76,30 +85,53 @@ def configure_threads(setting: str | int | None = None) -> dict:
             except (RuntimeError, ValueError):  # initialised meanwhile: leave it
                 configured = False
         _state["configured"] = configured
-        _state["workers"] = None  # recomputed from what is in force
     return {
         "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-        "workers": workers(),
+        "workers": workers(2, 1),  # for a batch of small images
         "configured": configured,
     }
 
 
-def workers() -> int:
-    """How many parts (and worker threads) a batch is split into: usable cores // intra-op threads, ≤ 8.
+def configure_from_env() -> dict | None:
+    """``configure_threads()`` if ``OIPWIDGETS_TF_THREADS`` is set (what ``import oipwidgets`` does), else nothing."""
+    if os.environ.get(ENV_VAR, "").strip() == "":
+        return None
+    return configure_threads()
 
-    1 (no split) while TensorFlow uses its default intra-op threading (0), which already spreads each kernel.
-    """
+
+def gpu_present() -> bool:
+    """Whether TensorFlow sees a GPU (looked up once)."""
     with _lock:
-        if _state["workers"] is None:
+        if _state.get("gpu") is None:
             try:
                 import tensorflow as tf
 
-                intra = tf.config.threading.get_intra_op_parallelism_threads()
-            except Exception:  # noqa: BLE001
-                intra = 0
-            _state["workers"] = 1 if intra <= 0 else max(1, min(_MAX_WORKERS, usable_cores() // intra))
-        return _state["workers"]
+                _state["gpu"] = bool(tf.config.list_logical_devices("GPU"))
+            except Exception:  # noqa: BLE001 - no TensorFlow device list: plan for the CPU
+                _state["gpu"] = False
+        return _state["gpu"]
+
+
+def _intra_op() -> int:
+    try:
+        import tensorflow as tf
+
+        return int(tf.config.threading.get_intra_op_parallelism_threads())
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def workers(batch: int = 2, image_values: int = 0) -> int:
+    """How many parts (and worker threads) a batch of ``batch`` images of ``image_values`` values each (H·W·C) is
+    split into, from the work and the device (see the module doc): 1 on a GPU, for one image, or for large images
+    under TensorFlow's default threading; else the usable cores (≤ 8) // intra-op threads."""
+    if batch < 2 or gpu_present():
+        return 1
+    intra = _intra_op()
+    if intra <= 0:  # TensorFlow's default: all cores on every kernel
+        return max(1, min(_MAX_WORKERS, usable_cores())) if 0 < image_values <= SMALL_IMAGE else 1
+    return max(1, min(_MAX_WORKERS, usable_cores() // intra))
 
 
 def executor() -> ThreadPoolExecutor:
