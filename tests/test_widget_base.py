@@ -287,3 +287,15 @@ def test_honest_buttons_progress_text_and_a_new_seed(cls, mnist):
     assert w.seed != 1 and w.seed_text.value == w.seed
     np.testing.assert_array_equal(np.random.get_state()[1], state)  # no global seed touched
     w.close()
+
+
+def test_two_compiling_reports_in_a_row_still_give_the_run_its_own_status_back():
+    """A zoo compiles once per batch size (the batch shrinks as maps stop): the status must not stay "compiling"."""
+    zoo = ow.LayerZoo(steps=5)
+    zoo._set_status("running: 64 maps")
+    report = type("P", (), {"compiling": True})()
+    assert zoo._note_compiling(report) and zoo._note_compiling(report)
+    assert zoo.status.startswith("compiling")
+    assert not zoo._note_compiling(type("P", (), {"compiling": False})())
+    assert zoo.status == "running: 64 maps"
+    zoo.close()

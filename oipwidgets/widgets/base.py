@@ -282,7 +282,8 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         models; Stop is honoured when it returns), the run's own text again after. True for a compiling report,
         which carries no new numbers."""
         if progress.compiling:
-            self._status_before_compiling = self.status
+            if self._status_before_compiling is None:  # (several compiles in a row: keep the run's own text)
+                self._status_before_compiling = self.status
             self._set_status("compiling the ascent for this model and batch size (first run only)…")
             return True
         if self._status_before_compiling is not None:
