@@ -280,7 +280,7 @@ def main(argv=None) -> int:
 
     a, b, c = statistics.median(ta), statistics.median(tb), statistics.median(tc)
     r_floor = c / floor
-    print("\nratios (medians); against (a): the strict baseline, the eager loop under oipwidgets' thread setting")
+    print("\nratios (medians); against (a): the eager loop under the thread setting in force here; (a*): the other")
     baselines = [("(a)", a)] + ([("(a*)", statistics.median(ta_default))] if ta_default else [])
     for name, base in baselines:
         r_layer, r_run = maps * base / c, base / b
