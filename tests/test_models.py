@@ -118,3 +118,33 @@ def test_safe_mode_is_on_by_default(tmp_path):
     with pytest.raises(ValueError, match="lambda.keras"):
         load_model(path)
     assert isinstance(load_model(path, safe_mode=False), keras.Model)
+
+
+def test_training_is_seeded_as_keras_would_and_leaves_the_callers_generators_alone(bars):
+    """train_cnn gives the weights of a run under keras.utils.set_random_seed(seed), yet the notebook's own
+    Python, NumPy, TensorFlow and Keras random sequences continue exactly where they were."""
+    import random
+
+    import tensorflow as tf
+
+    x, y = bars[0][:64], bars[1][:64]
+    config = TrainConfig(epochs=1, batch_size=32, seed=5)
+
+    def draws():
+        return (random.random(), float(np.random.rand()), float(tf.random.uniform([])),
+                float(keras.random.uniform([])))
+
+    keras.utils.set_random_seed(123)
+    expected_draws = [draws(), draws()]
+
+    keras.utils.set_random_seed(123)
+    first = draws()
+    ours = train_cnn(x, y, config, num_classes=2, verbose=0)
+    second = draws()
+    assert [first, second] == expected_draws
+
+    keras.utils.set_random_seed(config.seed)  # the old behaviour: a process-wide reseed before training
+    reference = train_cnn(x, y, config, num_classes=2, verbose=0)
+    for a, b in zip(ours.model.get_weights(), reference.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert ours.history["loss"] == reference.history["loss"]

@@ -1,7 +1,8 @@
 """Training the article's CNN: SGD with momentum, L2-regularised kernels, an exponentially decaying learning rate
 and categorical cross-entropy, on per-image standardised images.
 
-Used by ``oipwidgets train`` to rebuild the shipped default models; deterministic for a given seed on one machine.
+Used by ``oipwidgets train`` to rebuild the shipped default models; deterministic for a given seed on one machine,
+without reseeding the caller's generators (see ``seeding``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from .models import build_cnn
 from .preprocessing import to_model_input
+from .seeding import seeded
 
 __all__ = ["TrainConfig", "TrainResult", "train_cnn", "evaluate", "inference_copy"]
 
@@ -101,13 +103,13 @@ def train_cnn(
         raise ValueError("The training set is empty.")
     if y.min() < 0 or y.max() >= num_classes:
         raise ValueError(f"labels must lie in 0..{num_classes - 1}; got {int(y.min())}..{int(y.max())}")
-    keras.utils.set_random_seed(config.seed)
-    model = (build or build_cnn)(input_shape=x.shape[1:], num_classes=num_classes, l2=config.l2)
-    steps = int(np.ceil(len(x) / config.batch_size))
-    _compile(model, config, steps)
-    raw = np.asarray(x_train, dtype=np.float32).reshape(x.shape)
-    data = _batches(raw, keras.utils.to_categorical(y, num_classes), config)
-    history = model.fit(data, epochs=config.epochs, shuffle=False, verbose=verbose, callbacks=callbacks or [])
+    with seeded(config.seed):  # as keras.utils.set_random_seed, but the caller's generators are put back after
+        model = (build or build_cnn)(input_shape=x.shape[1:], num_classes=num_classes, l2=config.l2)
+        steps = int(np.ceil(len(x) / config.batch_size))
+        _compile(model, config, steps)
+        raw = np.asarray(x_train, dtype=np.float32).reshape(x.shape)
+        data = _batches(raw, keras.utils.to_categorical(y, num_classes), config)
+        history = model.fit(data, epochs=config.epochs, shuffle=False, verbose=verbose, callbacks=callbacks or [])
     return TrainResult(model=model, history=dict(history.history), config=config)
 
 
