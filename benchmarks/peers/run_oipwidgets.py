@@ -5,6 +5,8 @@ RMS), re-standardised after each step (input_mode "standardize"), map-mean objec
 case ii: param="fourier" (1/f spectrum, decorrelated colours), transforms="standard" (lucid's set), Adam with
 learning rate 0.05 (lucid's and Xplique's), same input mode (the Fourier image is standardised smoothly).
 Both from the engine's start noise drawn with ``seed`` (the same images the orchestrator gave the peers).
+Variants (``parse_variant``): "step X" (another epsilon), "N/M of the steps" (the case's recipe stopped after that
+fraction of its steps: how long oipwidgets takes to reach the peers' objective), or both, comma-separated.
 Warm-up: one ``run_layer`` of ``warmup_steps`` with the same settings (traces the compiled loop, which the engine
 caches on the model; the timed run reuses it).
 """
@@ -29,6 +31,20 @@ SETTINGS = {
 }
 
 
+def parse_variant(variant: str | None) -> tuple[float | None, float]:
+    """(epsilon or None, fraction of the case's steps) from a variant such as "step 0.1, 1/2 of the steps"."""
+    epsilon, fraction = None, 1.0
+    for part in filter(None, (p.strip() for p in (variant or "").split(","))):
+        if part.startswith("step "):
+            epsilon = float(part.split()[1])
+        elif part.endswith(" of the steps"):
+            num, den = part.split()[0].split("/")
+            fraction = int(num) / int(den)
+        else:
+            raise ValueError(f"unknown variant part {part!r}; use 'step X' and/or 'N/M of the steps'")
+    return epsilon, fraction
+
+
 def main() -> None:
     job = common.read_job()
     try:
@@ -38,13 +54,16 @@ def main() -> None:
         model = common.load_model(job)
         engine = ow.OIPEngine(model, job["layer"])  # pre_activation=True only matters for softmax/sigmoid dense
         settings = dict(maps=list(job["channels"]), seed=int(job["seed"]), **SETTINGS[job["case"]])
-        if job.get("variant") == "step 0.05":  # the article's climb with a larger step
-            settings["epsilon"] = 0.05
+        steps = int(job["steps"])
+        epsilon, fraction = parse_variant(job.get("variant"))
+        if epsilon is not None:
+            settings["epsilon"] = epsilon
+        steps = max(1, int(steps * fraction))
         warmup_seconds, _ = common.timed(lambda: engine.run_layer(steps=int(job["warmup_steps"]), **settings))
     except Exception as err:  # noqa: BLE001 - reported as a row
         return common.fail(job, LIBRARY, "setup", err)
     try:
-        seconds, result = common.timed(lambda: engine.run_layer(steps=int(job["steps"]), **settings))
+        seconds, result = common.timed(lambda: engine.run_layer(steps=steps, **settings))
     except Exception as err:  # noqa: BLE001
         return common.fail(job, LIBRARY, "run", err)
     info = common.versions(ow)
@@ -52,7 +71,7 @@ def main() -> None:
     info["workers"] = runtime.workers(len(settings["maps"]), h * w * c)
     info["env"] = {runtime.ENV_VAR: os.environ.get(runtime.ENV_VAR)} if hasattr(runtime, "ENV_VAR") else {}
     params = result[0].params
-    common.report(job, LIBRARY, seconds=seconds, warmup_seconds=warmup_seconds,
+    common.report(job, LIBRARY, seconds=seconds, warmup_seconds=warmup_seconds, steps=steps,
                   **common.objective(job, model, result.images),
                   engine_objective_mean=float(result.final_losses.mean()), statuses=sorted(set(result.statuses)),
                   settings={k: params.get(k) for k in ("param", "transforms", "optimizer", "epsilon", "input_mode",
