@@ -136,11 +136,12 @@ def cases() -> list[Case]:
     out: list[Case] = []
     add = out.append
     # ------------------------------------------------------------------ engine.run numbers
-    for name, valid in [("map_index", [0, 63, np.int64(5)]), ("steps", [1, 2]), ("epsilon", [1e-6, 5.0]),
+    # None is valid for seed (draws one) and for steps and epsilon (the recipe's value); 2.7 is a step
+    for name, valid in [("map_index", [0, 63, np.int64(5)]), ("steps", [1, 2, None]), ("epsilon", [1e-6, 5.0, None]),
                         ("seed", [None, 0, 2**31])]:
         extra = {"steps": [0], "epsilon": [0], "map_index": [10**6]}.get(name, [-5])
         for value in BAD_NUMBERS + extra:
-            if (name, value) in (("seed", None), ("epsilon", 2.7)):  # valid: None draws a seed; 2.7 is a step
+            if value is None and name != "map_index" or (name, value) == ("epsilon", 2.7):
                 continue
             add(Case("run", f"{name}={value!r}", lambda n=name, v=value: run(**{n: v})))
         for value in valid:
@@ -148,9 +149,17 @@ def cases() -> list[Case]:
                      check=finite_result((28, 28, 1))))
     for value in [3e38, 1e4, INF]:
         add(Case("run", f"epsilon={value!r}", lambda v=value: run(epsilon=v)))
-    for value in ["fast", 3, None, ow.Multiscale(stages=(5, 5))]:
-        add(Case("run", f"strategy={value!r}", lambda v=value: run(strategy=v), bad=not isinstance(value, ow.Strategy),
-                 check=finite_result()))
+    for value in ["fast", 3, None, ow.Multiscale(stages=(5, 5))]:  # None: the recipe's strategy
+        add(Case("run", f"strategy={value!r}", lambda v=value: run(strategy=v),
+                 bad=not (value is None or isinstance(value, ow.Strategy)), check=finite_result()))
+    for value, bad in [("nope", True), (3, True), ({"steps": -1}, True), ({"colour": 1}, True),
+                       ({"warmup": -2}, True), ({"blur": float("nan")}, True), ("readable", False),
+                       (ow.Recipe(steps=3), False), ({"steps": 2, "warmup": 1}, False)]:
+        add(Case("run", f"recipe={value!r}", lambda v=value: run(recipe=v), bad=bad, check=finite_result()))
+    for value in ["nope", 3, "caffe", ("unit",)]:  # caffe needs 3 channels; MNIST has 1
+        add(Case("engine", f"preprocess={value!r}", lambda v=value: ow.OIPEngine(mnist(), "Conv2D_3", preprocess=v)))
+    add(Case("engine", "preprocess and input_mode that disagree",
+             lambda: ow.OIPEngine(mnist(), "Conv2D_3", preprocess="unit", input_mode="standardize")))
     for value in [(1.5, 2), (-1, 0), (99, 99), (1,), "centre", (1, 2, 3)]:
         add(Case("run", f"node={value!r}", lambda v=value: run(node=v)))
     for name, value, bad in [("NaN image", np.full((28, 28, 1), np.nan), True),

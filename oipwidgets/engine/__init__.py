@@ -12,7 +12,9 @@ from .optimizers import Adam, Optimizer, RMSAscent
 from .parameterizations import Fourier, Maco, Parameterization, Pixel, colour_matrix_from, mean_magnitude
 from .regularizers import L1, L2, Blur, TotalVariation
 from .result import LayerResult, OIPResult
-from .strategies import Multiscale, Precursor, Simple, Strategy
+from .preprocess import PRESETS as PREPROCESS_PRESETS, Preprocess, saturated_share
+from .recipe import RECIPES, Recipe
+from .strategies import FromData, Multiscale, Precursor, Simple, Strategy
 from .transforms import Compose, Jitter, Pad, Rotate, Scale, Transform, standard_transforms
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "Direction",
     "Diversity",
     "Fourier",
+    "FromData",
     "ImageObjective",
     "Jitter",
     "L1",
@@ -52,10 +55,15 @@ __all__ = [
     "OIPResult",
     "Objective",
     "Precursor",
+    "Preprocess",
+    "PREPROCESS_PRESETS",
+    "Recipe",
+    "RECIPES",
     "Simple",
     "SpectralNoise",
     "Standardize",
     "Strategy",
     "Unit",
+    "saturated_share",
     "wrap_objective",
 ]

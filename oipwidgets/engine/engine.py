@@ -20,7 +20,9 @@ import tensorflow as tf
 
 from .ascent import AscentOptions
 from .climb import Climb
-from .input_modes import input_mode as _input_mode
+from .preprocess import engine_mode, saturated_share
+from .recipe import MAX_EPSILON, Recipe, recipe_for
+from .rescue import best_examples, rescue
 from .memory import budget_bytes, image_bytes, images_at_once
 from .loop import CONVERGED, DEAD, ERROR, NONFINITE, RUNNING, STOPPED, AscentLoop
 from .noise import MultiScaleNoise, SpectralNoise, make_noise
@@ -32,9 +34,6 @@ from .validation import check_float, check_int, is_int
 
 __all__ = ["OIPEngine", "MAX_EPSILON"]
 
-#: The largest step size taken: the gradient is scaled to unit RMS, so a step of 1000 already moves every pixel far
-#: beyond any trained input range; larger ones only overflow float32.
-MAX_EPSILON = 1000.0
 
 
 class OIPEngine:
@@ -42,8 +41,12 @@ class OIPEngine:
 
     model: any ``keras.Model`` with one image input (B, H, W, C); a Sequential model that was never built needs
         ``input_shape=(H, W, C)``.
-    input_mode: what keeps the image in the model's input range after each step: "standardize" (the article's,
-        per-image standardisation), "clip" ([0, 1]), "identity", or an ``InputMode`` such as ``Clip(0, 255)``.
+    preprocess: the model's input convention (``preprocess.py``): "standardize" (the article's per-image
+        standardisation; the default), "unit" (RGB in [0, 1]), "byte" ([0, 255]), "tf" ([-1, 1]), "caffe" (BGR
+        minus the ImageNet mean), "torch" (ImageNet mean/std) or a callable mapping RGB in [0, 1] to the model's
+        input. With a convention other than "standardize" OIPs are RGB images in [0, 1] kept off the range's ends.
+    input_mode: the older way to say how the image is kept in range after each step: "standardize", "clip"
+        ([0, 1]), "identity", or an ``InputMode`` such as ``Clip(0, 255)`` (give it or ``preprocess``).
     pre_activation: for a dense layer with softmax/sigmoid, climb the score before it.
     jit_compile: compile the step with XLA.
     memory_budget: how much memory a batch run may take: bytes (int), a fraction of the memory available when a
@@ -57,7 +60,8 @@ class OIPEngine:
         layer,
         *,
         input_shape=None,
-        input_mode="standardize",
+        preprocess=None,
+        input_mode=None,
         pre_activation: bool = True,
         jit_compile: bool = False,
         memory_budget=None,
@@ -67,11 +71,12 @@ class OIPEngine:
                             lambda: make_probe(self.model, layer, pre_activation=pre_activation))
         self.layer: LayerInfo = self.probe.layer
         self.input_shape: tuple = tuple(int(s) for s in self.probe.input_shape)
-        self.mode = _input_mode(input_mode)
+        self.mode = engine_mode(preprocess, input_mode)
+        self.mode.check(self.input_shape)
         self.jit_compile = bool(jit_compile)
         budget_bytes(memory_budget)  # checked now, measured at each run
         self.memory_budget = memory_budget
-        self.image_bytes = image_bytes(self.model, self.layer.index, self.input_shape)
+        self.image_bytes = image_bytes(self.probe.shapes, self.input_shape)
         self._stop = threading.Event()
 
     def images_at_once(self) -> int:
@@ -92,11 +97,13 @@ class OIPEngine:
         return self.layer.size
 
     def activations(self, images) -> np.ndarray:
-        """The probed layer's output for input images (N, H, W, C) already in the model's input form."""
+        """The probed layer's output for images (N, H, W, C) in the engine's image space: the model's input form
+        for the article's standardisation and input modes, RGB in [0, 1] with a ``preprocess`` convention (the
+        space OIPs are in)."""
         images = np.asarray(images, np.float32)
         if images.shape[1:] != self.input_shape:
             raise ValueError(f"images must have shape (N, {', '.join(map(str, self.input_shape))}); got {images.shape}")
-        return np.asarray(self.probe(tf.constant(images)))
+        return np.asarray(self.probe(self.mode.to_model(tf.constant(images))))
 
     def objective(self, index, node=None) -> Objective:
         """The default objective for map/unit ``index`` (or one per image): map mean, node (row, col), or unit."""
@@ -112,82 +119,109 @@ class OIPEngine:
         self._stop.set()
 
     # ----------------------------------------------------------------- runs
-    def run(self, map_index: int = 0, steps: int = 400, epsilon: float = 0.01, noise=None, start=None, seed=None,
-            strategy="simple", *, node=None, **options) -> OIPResult:
+    def run(self, map_index: int = 0, steps: int | None = None, epsilon: float | None = None, noise=None, start=None,
+            seed=None, strategy=None, *, node=None, recipe=None, **settings) -> OIPResult:
         """The OIP of one map (or unit): gradient ascent from ``start`` or from ``noise`` drawn with ``seed``.
 
+        recipe: how the OIP is made (``recipe.py``): "article" (the default), "readable", a Recipe or its dict;
+        steps, epsilon, strategy and every other recipe field given here override it.
         steps: ascent steps (for "multiscale": of the last stage; for "precursor": after the precursor search).
         epsilon: step size; each step moves the image by epsilon × the gradient scaled to unit RMS.
         noise: a MultiScaleNoise or SpectralNoise (default: the article's 4 scales sized to the input).
-        start: a start image (H, W, C) (or (H, W) for one channel) in the model's input form; overrides noise.
+        start: a start image (H, W, C) (or (H, W) for one channel) in the engine's image space; overrides noise.
         seed: int for reproducible noise; None draws one (recorded in ``result.params["seed"]``).
         strategy: "simple", "multiscale", "precursor" or a Strategy object such as ``Precursor(n=16)``.
         node: (row, col) to climb one node of the map instead of its mean.
-        options: objective=Objective, conv_criterion=5e-4, stop_on_convergence=False, callback=f(Progress),
-            cancel=Event or callable, param="pixel", transforms=None, optimizer="rms" (see ``run_layer``).
+        settings: objective=Objective, callback=f(Progress), cancel=Event or callable, and recipe fields
+            (param, transforms, optimizer, conv_criterion, stop_on_convergence, warmup, tv, blur, …).
         """
         if start is not None:
             start = self._check_start(start, batch=1, single=True)
-        if node is not None and options.get("objective") is None:
-            options["objective"] = objective_for(self.layer, map_index, node)
-        return self.run_layer([map_index], start, seed=[seed], steps=steps, epsilon=epsilon, noise=noise,
-                              strategy=strategy, **options)[0]
+        if node is not None and settings.get("objective") is None:
+            settings["objective"] = objective_for(self.layer, map_index, node)
+        given = {k: v for k, v in (("steps", steps), ("epsilon", epsilon), ("strategy", strategy)) if v is not None}
+        return self.run_layer([map_index], start, seed=[seed], noise=noise, recipe=recipe, **given, **settings)[0]
 
-    def run_layer(self, maps=None, start=None, *, seed=None, steps: int = 400, epsilon: float = 0.01, noise=None,
-                  strategy="simple", objective: Objective | None = None, conv_criterion: float = 5e-4,
-                  stop_on_convergence: bool = False, callback=None, cancel=None, param="pixel", transforms=None,
-                  optimizer="rms") -> LayerResult:
+    def run_layer(self, maps=None, start=None, *, seed=None, recipe=None, objective: Objective | None = None,
+                  noise=None, callback=None, cancel=None, examples=None, **settings) -> LayerResult:
         """OIPs of many maps (default: all maps of the layer) and/or seeds, as one batch.
 
         Each image is treated exactly as if run alone (per-image gradient normalisation and standardisation).
         maps: map (or unit) indices, default all. start: one start image per map (N, H, W, C), or one image
         (H, W, C) for all. seed: one int for all maps (each map starts from the same noise, as
         ``run(m, seed=seed)``) or a list with one seed per map; with one map and several seeds, runs that map once
-        per seed. objective: what to climb (default: each map's mean, or each unit). conv_criterion: relative loss
-        change that counts as converged; stop_on_convergence: end a map's run there. callback: f(Progress) after
-        each chunk; cancel: a threading.Event or a callable returning True to stop. Other arguments as ``run``.
+        per seed. recipe: how the OIPs are made ("article" by default, "readable", a Recipe or its dict).
+        objective: what to climb (default: each map's mean, or each unit; the recipe's regularisers are
+        subtracted). callback: f(Progress) after each chunk; cancel: a threading.Event or a callable returning
+        True to stop. examples: real images (N, H, W, C) in the engine's image space; a map that stays dead
+        although one of them fires it, or ends below the best one's objective, is run again with a cure
+        (``rescue.py``; ``params["cure"]`` says which, ``params["best_example"]`` the best example's objective).
 
-        How the image climbs (``climb.py``): param: "pixel" (the article's), "fourier", "maco" or a
-        Parameterization; transforms: None (the article's), "standard" (lucid's set) or a Transform;
-        optimizer: "rms" (the article's step, epsilon × gradient / RMS) or "adam" (epsilon is its learning rate).
+        settings: any field of the recipe overrides it (``Recipe.field_names()``): steps=400, epsilon=0.01,
+        strategy="simple", param="pixel" | "fourier" | "maco" | a Parameterization, transforms=None | "standard"
+        | a Transform, optimizer="rms" | "adam" (epsilon is then its learning rate), conv_criterion=5e-4 (relative
+        loss change that counts as converged), stop_on_convergence=False, warmup=0 (steps of redirected ReLU
+        gradient), tv/blur/l1/l2 (regulariser weights), decay (the spectrum's exponent).
         """
         t0 = time.perf_counter()
         self._stop.clear()
-        steps = check_int(steps, "steps")
-        strategy = strategy_for(strategy)
+        recipe = recipe_for(recipe).replace(**settings)
+        strategy = recipe.strategy_object()
         if noise is not None and not isinstance(noise, (MultiScaleNoise, SpectralNoise)):
             raise TypeError(f"noise must be a MultiScaleNoise, a SpectralNoise or None; got {type(noise).__name__}")
         h, w, c = self.input_shape
         noise = noise if noise is not None else MultiScaleNoise.for_size(h, w)
         strategy.validate(noise)
-        options = AscentOptions(epsilon=check_float(epsilon, "epsilon", high=MAX_EPSILON),
-                                conv_criterion=check_float(conv_criterion, "conv_criterion", positive=False),
-                                stop_on_convergence=bool(stop_on_convergence), callback=callback,
+        options = AscentOptions(epsilon=recipe.epsilon, conv_criterion=recipe.conv_criterion,
+                                stop_on_convergence=recipe.stop_on_convergence, callback=callback,
                                 cancelled=self._cancelled(cancel), at_once=self.images_at_once())
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be a function taking a Progress, or None; got {type(callback).__name__}")
         maps, seeds = self._batch(maps, seed)
         b = len(maps)
         given = objective is not None
+        objective_given = objective
         objective = self._checked_objective(objective, maps)
-        climb = Climb.make(param, transforms, optimizer, self.input_shape)
+        penalty = recipe.regularizer()
+        if penalty is not None:
+            objective = objective - penalty
+        climb = recipe.climb(self.input_shape)
         climb.check(strategy, objective, b, options.at_once)
         if start is not None:
             start = self._check_start(start, batch=b)
         params = tf.nest.map_structure(tf.constant, objective.params(b))
-        loop = self._loop(objective, climb)
+        loop = self._loop(objective, climb, recipe.warmup)
         job = Job(loop=loop, params=params, options=options, noise=noise, seeds=seeds, start=start,
-                  steps=steps, make_noise=self._noise, prepare=self.mode.prepare,
-                  score=lambda states, p: self._score(objective, loop.images_of(states), p))
+                  steps=recipe.steps, make_noise=self._noise, prepare=self.mode.prepare,
+                  score=lambda states, p: self._score(objective, loop.images_of(states), p), mode=self.mode,
+                  score_images=lambda images, p: self._score(objective, images, p))
         out = strategy.run(job)
-        out.state.images = loop.images_of(out.state.images)  # from here on: images in the model's input space
+        out.state.images = loop.images_of(out.state.images)  # from here on: images in the engine's image space
         final = self._final_scores(objective, out.state, params)
-        common = dict(steps=steps, epsilon=options.epsilon, noise=noise.describe(), strategy=strategy.describe(),
-                      conv_criterion=options.conv_criterion, stop_on_convergence=options.stop_on_convergence,
-                      objective=objective.describe() if b == 1 or given else None, start_given=start is not None,
-                      input_mode=repr(self.mode), **climb.describe())
+        common = dict(steps=recipe.steps, epsilon=recipe.epsilon, noise=noise.describe(),
+                      strategy=strategy.describe(), conv_criterion=recipe.conv_criterion,
+                      stop_on_convergence=recipe.stop_on_convergence,
+                      objective=objective.describe() if b == 1 or given or penalty is not None else None,
+                      start_given=start is not None, input_mode=repr(self.mode), preprocess=self._preprocess_name(),
+                      value_range=self.mode.value_range, warmup=recipe.warmup, recipe=_recipe_record(recipe),
+                      climbed=self.probe.climbed, **climb.describe())
         results = [self._result(k, maps[k], seeds[k], out, final[k], common) for k in range(b)]
-        return LayerResult(results, seconds=time.perf_counter() - t0, error=out.state.error)
+        result = LayerResult(results, seconds=time.perf_counter() - t0, error=out.state.error)
+        if examples is not None and result.error is None:
+            examples = self._check_start(examples, batch=len(np.asarray(examples)))
+            best, which = best_examples(job.score_images, params, examples, b)
+            run = dict(maps=maps, seeds=seeds, start=start, recipe=recipe, objective=objective if given else None,
+                       noise=noise, cancel=cancel)
+            if given:  # the user's objective, without the recipe's penalty (the re-runs add it again)
+                run["objective"] = self._checked_objective(objective_given, maps)
+            result = rescue(self, result, examples, best, which, run)
+            result.seconds = time.perf_counter() - t0
+        return result
+
+    def _preprocess_name(self) -> str:
+        """How results name the model's input convention: a preset's name, a function's, or the input mode."""
+        label = getattr(self.mode, "label", None)
+        return label if label is not None else ("standardize" if self.mode.name == "standardize" else repr(self.mode))
 
     def _checked_objective(self, objective, maps: list) -> Objective:
         """``objective`` (default: each map's mean, or each unit) checked against this layer and batch."""
@@ -213,15 +247,15 @@ class OIPEngine:
         return maps, seeds
 
     # ----------------------------------------------------------------- helpers
-    def _loop(self, objective: Objective, climb: Climb | None = None) -> AscentLoop:
-        """The compiled loop for this probe, objective structure, input mode and climb (default: the article's),
-        shared by every engine on the same model (a new engine per run costs no new trace)."""
+    def _loop(self, objective: Objective, climb: Climb | None = None, warmup: int = 0) -> AscentLoop:
+        """The compiled loop for this probe, objective structure, input mode, climb (default: the article's) and
+        warm-up, shared by every engine on the same model (a new engine per run costs no new trace)."""
         climb = climb or Climb.make("pixel", None, "rms", self.input_shape)
         key = ("loop", self.layer.name, self.probe.pre_activation, objective.key(), self.mode.key(), self.jit_compile,
-               climb.key())
+               climb.key(), int(warmup))
         return shared(self.model, key, lambda: AscentLoop(
             self.probe, objective, self.mode, jit_compile=self.jit_compile, space=climb.space,
-            optimizer=climb.optimizer, transform=climb.transform))
+            optimizer=climb.optimizer, transform=climb.transform, warmup=warmup))
 
     def _final_scores(self, objective: Objective, state, params: dict) -> np.ndarray:
         """The objective of each final image; a stopped image keeps the last objective it measured (a stop must not
@@ -243,7 +277,7 @@ class OIPEngine:
         for lo in range(0, len(images), size):
             part = tf.nest.pack_sequence_as(params, [t[lo : lo + size] for t in flat])
             x = tf.constant(images[lo : lo + size], tf.float32)
-            out.append(np.asarray(objective.evaluate(self.probe(x), part, x)))
+            out.append(np.asarray(objective.evaluate(self.probe(self.mode.to_model(x)), part, x)))
         return np.concatenate(out).astype(np.float64)
 
     def _cancelled(self, cancel):
@@ -298,8 +332,9 @@ class OIPEngine:
         )
         what = f"{'unit' if self.layer.kind == 'units' else 'map'} {index} of {self.layer.name}"
         h, w, c = self.input_shape
+        image = state.images[k].copy()
         return OIPResult(
-            image=state.images[k].copy(),
+            image=image,
             start=np.asarray(out.starts[k], np.float32).copy(),
             snapshots=np.array(snap_images, dtype=np.float32).reshape(-1, h, w, c),
             snapshot_steps=np.array(snap_steps, dtype=np.int64),
@@ -310,6 +345,8 @@ class OIPEngine:
             final_loss=float(final),
             converged_at=conv_at,
             message=status_message(status, what, steps_done, conv_at, state.error),
+            saturated=saturated_share(image, self.mode.value_range),
+            value_range=self.mode.value_range,
             params={"layer": self.layer.name, "map": int(index), "seed": seed, **common, **out.plan},
         )
 
@@ -336,11 +373,19 @@ def shared(model: keras.Model, key: tuple, make):
         return cache[key]
 
 
+def _recipe_record(recipe: Recipe):
+    """What a result records of its recipe: its dict, or its description when it holds objects."""
+    try:
+        return recipe.to_dict()
+    except ValueError:
+        return recipe.describe()
+
+
 def _layer_key(model: keras.Model, layer):
-    """A layer given by name or index, as its name (the probe check explains bad values)."""
-    if is_int(layer) and -len(model.layers) <= layer < len(model.layers):
-        return model.layers[layer].name
-    return layer
+    """A layer given by path, name, index or object, as its path (the probe check explains bad values)."""
+    from .probe import layer_key
+
+    return layer_key(model, layer)
 
 
 def _fresh_seed() -> int:

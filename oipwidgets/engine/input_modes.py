@@ -28,6 +28,10 @@ class InputMode(Frozen):
     """
 
     name = "base"
+    #: (low, high) of the images this mode makes, or None when they are unbounded (shown stretched)
+    value_range: tuple | None = None
+    #: the value a robustness transform fills borders with (the middle of the range; 0 for standardised images)
+    centre = 0.0
 
     @abc.abstractmethod
     def apply(self, images: tf.Tensor) -> tf.Tensor:
@@ -45,6 +49,30 @@ class InputMode(Frozen):
     def unsmooth(self, images: np.ndarray) -> np.ndarray:
         """Numpy inverse of ``smooth`` for images in this mode's range: where a parameterised run starts from."""
         return np.asarray(images, np.float32)
+
+    # The pixel climb's state is the image itself for the article's modes; a mode may keep another state (such as
+    # ``Preprocess``'s standardised image) and show ``view(state)``.
+    viewed = False  # True when ``view`` is not the identity
+
+    def view(self, states: tf.Tensor) -> tf.Tensor:
+        """The images (B, H, W, C) of pixel-climb states (tf): the states themselves unless ``viewed``."""
+        return states
+
+    def unview(self, images: np.ndarray) -> np.ndarray:
+        """The pixel-climb states of images (numpy inverse of ``view``)."""
+        return np.asarray(images, np.float32)
+
+    def to_model(self, images: tf.Tensor) -> tf.Tensor:
+        """The model's input for images (B, H, W, C) of this mode (tf, differentiable): the images themselves
+        unless the mode names a preprocessing (``preprocess.Preprocess``)."""
+        return images
+
+    def from_model(self, inputs: np.ndarray) -> np.ndarray:
+        """Images of this mode for inputs in the model's form (numpy inverse of ``to_model``)."""
+        return np.asarray(inputs, np.float32)
+
+    def check(self, input_shape: tuple) -> None:
+        """Raise ValueError when this mode cannot serve a model taking images of ``input_shape`` (H, W, C)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -81,6 +109,14 @@ class Clip(InputMode):
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"Clip needs finite bounds with low < high; got low={low}, high={high}")
         self.low, self.high = low, high
+
+    @property
+    def value_range(self):
+        return (self.low, self.high)
+
+    @property
+    def centre(self):
+        return (self.low + self.high) / 2
 
     def apply(self, images):
         return tf.clip_by_value(images, self.low, self.high)

@@ -26,13 +26,14 @@ so the results are those of the whole batch.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
-from . import runtime
+from . import runtime, warmup
 from .optimizers import RMSAscent, normalised
 from .parameterizations import Pixel
 
@@ -89,11 +90,12 @@ class AscentLoop:
     """
 
     def __init__(self, probe, objective, mode, jit_compile: bool = False, workers: int | None = None, *,
-                 space=None, optimizer=None, transform=None):
+                 space=None, optimizer=None, transform=None, warmup: int = 0):
         self.probe, self.objective, self.mode = probe, objective, mode
         self.space = space if space is not None else Pixel(tuple(probe.input_shape))
         self.optimizer = optimizer if optimizer is not None else RMSAscent()
         self.transform = transform
+        self.warmup = int(warmup)  # steps 0..warmup-1 redirect the ReLU gradient (``warmup.py``)
         self.workers = workers
         # The step is its own function, called (not inlined) from the loop: TensorFlow lowers a while loop into a
         # cyclic graph whose oneDNN rewrite depends on memory addresses, and about half of the compiled loops then
@@ -106,8 +108,9 @@ class AscentLoop:
     # ------------------------------------------------------------------ states and images
     @property
     def plain(self) -> bool:
-        """True when the state is the image itself (pixel space, no optimiser slots): no conversion at all."""
-        return self.space.projected and self.optimizer.slots == 0
+        """True when the state is the image itself (pixel space, no optimiser slots, an input mode that shows its
+        states as they are): no conversion at all."""
+        return self.space.projected and self.optimizer.slots == 0 and not self.mode.viewed
 
     def _unpack(self, state):
         """(x, slots): the parameter (B, *shape) and the optimiser's slot arrays, stacked on axis 1 in the state."""
@@ -119,14 +122,17 @@ class AscentLoop:
         return x if not slots else tf.stack([x, *slots], axis=1)
 
     def _image(self, x):
-        """The images (B, H, W, C) the model sees for parameters x (before robustness transforms)."""
-        return x if self.space.projected else self.mode.smooth(self.space.to_images(x))
+        """The images (B, H, W, C) of parameters x (before robustness transforms and the model's preprocessing)."""
+        return self.mode.view(x) if self.space.projected else self.mode.smooth(self.space.to_images(x))
 
     def states_of(self, images: np.ndarray) -> np.ndarray:
         """Loop states (B, …) that start from ``images`` (B, H, W, C): the parameters and zero optimiser slots."""
         if self.plain:
             return np.asarray(images, np.float32)
-        x = np.asarray(self.space.from_images(self.mode.unsmooth(images) * self.space.start_scale), np.float32)
+        if self.space.projected:
+            x = np.asarray(self.mode.unview(images), np.float32)
+        else:
+            x = np.asarray(self.space.from_images(self.mode.unsmooth(images) * self.space.start_scale), np.float32)
         return x if self.optimizer.slots == 0 else np.stack([x] + [np.zeros_like(x)] * self.optimizer.slots, axis=1)
 
     def images_of(self, states: np.ndarray) -> np.ndarray:
@@ -181,8 +187,10 @@ class AscentLoop:
         with tf.GradientTape() as tape:
             tape.watch(x)
             img = self._image(x)
-            seen = img if self.transform is None else self.transform(img, tf.stack([tf.constant(0), t]))
-            loss = self.objective.evaluate(self.probe(seen), params, img)
+            seen = img if self.transform is None else self._transformed(img, t)
+            with warmup.redirected(self.probe.model, t < self.warmup) if self.warmup else contextlib.nullcontext():
+                activations = self.probe(self.mode.to_model(seen))
+            loss = self.objective.evaluate(activations, params, img)
             total = tf.reduce_sum(loss)
         grad = tape.gradient(total, x)
         unit = normalised(grad)
@@ -191,6 +199,12 @@ class AscentLoop:
             new = self.mode.apply(new)
         axes = list(range(1, unit.shape.rank))
         return self._pack(new, slots), loss, tf.reduce_sum(unit, axis=axes) + 0.0 * tf.reduce_sum(new, axis=axes)
+
+    def _transformed(self, images, t):
+        """The robustness transform drawn for step ``t``, about the input mode's centre (borders filled with it)."""
+        c = float(self.mode.centre)
+        seed = tf.stack([tf.constant(0), t])
+        return self.transform(images, seed) if c == 0 else self.transform(images - c, seed) + c
 
     def _steps_py(self, img, n, epsilon, params, halt, clock, record=False):
         """Up to ``n`` plain ascent steps for every image of the batch, fewer when ``halt`` (a boolean variable,

@@ -18,8 +18,6 @@ from __future__ import annotations
 import math
 import os
 
-import keras
-
 __all__ = ["available_bytes", "device_bytes", "gpu_total_bytes", "image_bytes", "budget_bytes", "images_at_once", "format_bytes", "DEFAULT_FRACTION"]
 
 ACTIVATION_FACTOR = 2.0
@@ -55,18 +53,13 @@ def available_bytes() -> int:
     return int(avail)
 
 
-def image_bytes(model: keras.Model, layer_index: int, input_shape: tuple) -> int:
-    """Estimated memory of one image's ascent step up to ``model.layers[layer_index]`` (see the module doc)."""
-    activations = 0
-    for layer in model.layers[: layer_index + 1]:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        try:
-            shape = tuple(layer.output.shape[1:])
-        except (AttributeError, ValueError):  # a nested model used twice: count its outputs once per use
-            continue
-        if shape and all(s is not None for s in shape):
-            activations += math.prod(shape)
+def image_bytes(shapes, input_shape: tuple) -> int:
+    """Estimated memory of one image's ascent step (see the module doc) from ``shapes``: the output shapes without
+    the batch axis of the layers a step computes up to the probed one (``Probe.shapes``: for a layer inside a
+    nested model the outer layers before it and the nested model's layers up to it); shapes with unknown sizes
+    are left out."""
+    activations = sum(math.prod(shape) for shape in map(tuple, shapes)
+                      if shape and all(s is not None for s in shape))
     return int(ACTIVATION_FACTOR * 4 * activations + 8 * 4 * math.prod(input_shape))
 
 

@@ -1,51 +1,82 @@
-"""Probes: sub-models from a model's input to one of its layers, the thing an OIP objective reads.
+"""Probes: functions from a model's input image to one of its layers, the thing an OIP objective reads.
 
-Works for Functional and Sequential Keras 3 models of any image size and channel count. A layer can be probed
-when its output is 4-D (batch, height, width, maps: map and node objectives) or 2-D (batch, units: unit
-objectives); for a dense layer with a softmax or sigmoid the probe can return the score before the activation,
-which is what a class objective should climb (a probability saturates at 1).
+Works for Keras 3 Functional, Sequential and subclassed models of any image size and channel count, and for layers
+inside nested models (a base model inside a transfer model, a sub-model a functional model calls, the layers of a
+subclassed model). A layer can be probed when its output is 4-D (batch, height, width, maps: map and node objectives)
+or 2-D (batch, units: unit objectives).
+
+Names: a layer is named by its path, the names of the models that hold it and its own joined by "/"
+("mobilenetv2_1.00_96/block_6_expand_relu"); a layer of the model itself (or of a subclassed model given itself) is
+its plain name. A probe may also be asked for by a nested layer's plain name when no other layer has it, by index
+into ``model.layers`` or by the layer object.
+
+How a nested layer is reached: a sub-model of the outer graph from its input to the tensor that enters the nested
+model, then a sub-model of the nested model from its input to the layer (recursively, for deeper nesting). A
+subclassed model has no graph: its layers, their order and shapes are found by one call on a zero batch, and a probe
+runs the model and captures the layer's output, ending the forward pass there (``recording``).
+
+Class scores, never probabilities: with ``pre_activation`` a probe of a class layer ending in softmax/sigmoid
+returns the scores before it (a probability saturates at 1): for a Dense layer with that activation its ``x·W + b``,
+for an ``Activation("softmax")`` or ``Softmax`` layer the tensor that enters it (whatever sits between it and the
+last Dense or Conv2D: pooling, Flatten, Reshape). ``Probe.climbed`` says which tensor a probe returns.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
+from keras.src.models.functional import Functional
+from keras.src.ops.function import make_node_key
 
+from . import recording
 from .validation import is_int
 
-__all__ = ["LayerInfo", "Probe", "probeable_layers", "ensure_built", "make_probe"]
+__all__ = ["LayerInfo", "Probe", "probeable_layers", "ensure_built", "make_probe", "layer_key"]
 
 _SATURATING = ("softmax", "sigmoid")
 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """What a probe-able layer offers: its name, kind ("maps" for 4-D, "units" for 2-D output) and shape."""
+    """What a probe-able layer offers: its name (path), kind ("maps" for 4-D, "units" for 2-D output) and shape."""
 
-    name: str
-    index: int  # position in model.layers
+    name: str  # the path: "conv1", or "base/block_1" for a layer inside the nested model "base"
+    index: int | None  # position in model.layers (of a subclassed model: in its layers); None inside a nested model
     kind: str  # "maps" or "units"
     shape: tuple  # output shape without the batch axis: (H, W, maps) or (units,)
+    group: str = ""  # path of the nested model that holds the layer; "" for the model's own layers
 
     @property
     def size(self) -> int:
         """Number of maps (4-D layers) or units (2-D layers)."""
         return int(self.shape[-1])
 
+    @property
+    def label(self) -> str:
+        """The name as pickers show it: "base / block_1" for a nested layer, the plain name otherwise."""
+        return self.name.replace("/", " / ")
 
+
+# ----------------------------------------------------------------- building
 def ensure_built(model: keras.Model, input_shape: tuple | None = None) -> keras.Model:
-    """Make sure the model has symbolic inputs (a Sequential model built or called knows them).
+    """The model with symbolic inputs of a fixed image size: the model itself, or a stand-in with the same layers.
 
     A Sequential model that was never built nor called has no input shape: pass ``input_shape`` (H, W, C), and it
-    is built here; without it a ValueError asks for it.
+    is built here; without it a ValueError asks for it. A model that takes any image size is copied at
+    ``input_shape``. A subclassed model is run once on a zero batch of ``input_shape`` (which may be left out when
+    the model was already built or called on images of one size) and wrapped in a functional model with one node,
+    the model itself, whose layers are then found by running it (``recording``).
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
     if input_shape is not None:
         input_shape = _checked_shape(input_shape)
+    if _subclassed(model):
+        return _wrapped(model, input_shape)
     try:
         model.inputs  # noqa: B018 - raises on a Sequential model without a known input shape
         has_inputs = model.inputs is not None and len(model.inputs) > 0
@@ -67,13 +98,7 @@ def ensure_built(model: keras.Model, input_shape: tuple | None = None) -> keras.
             f"Model {model.name!r} takes input of shape {shape}; OIPs need image input (batch, height, width, "
             "channels)."
         )
-    first = next((l for l in _all_layers(model) if _config(l).get("data_format") == "channels_first"), None)
-    if first is not None:
-        raise ValueError(
-            f"Model {model.name!r} is channels-first (layer {first.name!r} has data_format='channels_first'); "
-            "oipwidgets reads images and maps as (height, width, channels). Rebuild the model with "
-            "data_format='channels_last' (the default) and copy the weights over with set_weights."
-        )
+    _check_channels_last(model)
     if any(s is None for s in shape[1:3]):
         if input_shape is None:
             raise ValueError(
@@ -88,6 +113,16 @@ def ensure_built(model: keras.Model, input_shape: tuple | None = None) -> keras.
     return model
 
 
+def _check_channels_last(model) -> None:
+    first = next((l for l in _all_layers(model) if _config(l).get("data_format") == "channels_first"), None)
+    if first is not None:
+        raise ValueError(
+            f"Model {model.name!r} is channels-first (layer {first.name!r} has data_format='channels_first'); "
+            "oipwidgets reads images and maps as (height, width, channels). Rebuild the model with "
+            "data_format='channels_last' (the default) and copy the weights over with set_weights."
+        )
+
+
 def _checked_shape(input_shape) -> tuple:
     """``input_shape`` as (height, width, channels) of whole numbers >= 1, else a ValueError naming the form."""
     if isinstance(input_shape, (tuple, list)) and len(input_shape) == 3 and all(
@@ -98,6 +133,8 @@ def _checked_shape(input_shape) -> tuple:
 
 
 _FIXED = weakref.WeakKeyDictionary()  # model → {input_shape: a copy with that fixed input size}
+_SOURCE = weakref.WeakKeyDictionary()  # such a copy → weakref to the model it copies (to find the user's layers)
+_LOCK = threading.RLock()
 
 
 def _with_fixed_input(model: keras.Model, input_shape: tuple) -> keras.Model:
@@ -107,18 +144,77 @@ def _with_fixed_input(model: keras.Model, input_shape: tuple) -> keras.Model:
     if len(input_shape) != 3 or (channels is not None and input_shape[2] != channels):
         raise ValueError(f"input_shape must be (height, width, {channels}) for model {model.name!r}; "
                          f"got {input_shape}")
-    copies = _FIXED.setdefault(model, {})
-    if input_shape not in copies:
-        try:
-            copy = keras.models.clone_model(model, input_tensors=keras.Input(shape=input_shape))
-            copy.set_weights(model.get_weights())
-        except Exception as err:  # noqa: BLE001 - custom layers keras cannot clone: say so plainly
-            raise ValueError(
-                f"Model {model.name!r} takes images of any size and could not be copied at {input_shape} "
-                f"({type(err).__name__}: {err}); build it with keras.Input(shape={input_shape}) instead."
-            ) from err
-        copies[input_shape] = copy
-    return copies[input_shape]
+    with _LOCK:
+        copies = _FIXED.setdefault(model, {})
+        if input_shape not in copies:
+            try:
+                copy = keras.models.clone_model(model, input_tensors=keras.Input(shape=input_shape))
+                copy.set_weights(model.get_weights())
+            except Exception as err:  # noqa: BLE001 - custom layers keras cannot clone: say so plainly
+                raise ValueError(
+                    f"Model {model.name!r} takes images of any size and could not be copied at {input_shape} "
+                    f"({type(err).__name__}: {err}); build it with keras.Input(shape={input_shape}) instead."
+                ) from err
+            copies[input_shape] = copy
+            _SOURCE[copy] = weakref.ref(model)
+        return copies[input_shape]
+
+
+def _subclassed(model) -> bool:
+    """True for a model without a graph of layers: a subclass of keras.Model that defines ``call``."""
+    return not isinstance(model, (Functional, keras.Sequential))
+
+
+_WRAPS = weakref.WeakKeyDictionary()  # functional stand-in made by _wrapped → weakref to the subclassed model
+
+
+def _wrapped(model: keras.Model, input_shape: tuple | None) -> keras.Model:
+    """A functional model ``Model(x, model(x))`` for a subclassed ``model`` at ``input_shape`` (default: the size
+    it was built or called with), made once per size (kept on the model, goes away with it). The model is run
+    once on a zero batch first, so that every layer is built; failures are ValueErrors saying what to do."""
+    how = ("or make a functional model of it: x = keras.Input(shape=(height, width, channels)); "
+           "functional = keras.Model(x, model.call(x))")
+    shape = input_shape or _called_shape(model)
+    if shape is None:
+        raise ValueError(
+            f"Model {model.name!r} is a subclassed model ({type(model).__name__}) whose image size is not known: "
+            f"pass input_shape=(height, width, channels), e.g. input_shape=(48, 48, 3), {how}."
+        )
+    with _LOCK:
+        stand_ins = model.__dict__.get("_oipwidgets_functional")
+        if stand_ins is None:
+            stand_ins = {}
+            object.__setattr__(model, "_oipwidgets_functional", stand_ins)  # not tracked by Keras, not saved
+        if shape not in stand_ins:
+            try:
+                model(tf.zeros((1, *shape), tf.float32), training=False)
+                x = keras.Input(shape=shape)
+                stand_in = keras.Model(x, model(x), name=f"{model.name}_functional")
+            except Exception as err:  # noqa: BLE001 - whatever the model's call does not accept: say so plainly
+                raise ValueError(
+                    f"Subclassed model {model.name!r} ({type(model).__name__}) could not be run on one image of shape "
+                    f"{shape} ({type(err).__name__}: {err}); OIPs need a model that takes one image batch (B, H, "
+                    f"W, C). Pass the input_shape it takes, {how}."
+                ) from err
+            _check_channels_last(stand_in)
+            _WRAPS[stand_in] = weakref.ref(model)
+            stand_ins[shape] = stand_in
+        return stand_ins[shape]
+
+
+def _called_shape(model) -> tuple | None:
+    """(H, W, C) of the one image batch a subclassed model was built or called with, when all three are known."""
+    shapes = list((getattr(model, "_build_shapes_dict", None) or {}).values())
+    if len(shapes) != 1:
+        return None
+    shape = shapes[0]
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        return None
+    if len(shape) != 4 or not all(is_int(s) and s >= 1 for s in shape[1:]):
+        return None
+    return tuple(int(s) for s in shape[1:])
 
 
 def _all_layers(model):
@@ -135,29 +231,237 @@ def _config(layer) -> dict:
         return {}
 
 
-def probeable_layers(model: keras.Model) -> list[LayerInfo]:
-    """The layers an objective can read, in model order: 4-D outputs ("maps") and 2-D outputs ("units")."""
-    infos = []
+# ----------------------------------------------------------------- the layer tree
+def _graph(model):
+    """The Functional graph of a Functional or built Sequential model; None for a model without one."""
+    if isinstance(model, Functional):
+        return model
+    if isinstance(model, keras.Sequential):
+        return getattr(model, "_functional", None)
+    return None
+
+
+def _node(graph, layer):
+    """The (first) node of ``layer`` in ``graph``: where the graph calls it; None when it does not."""
+    keys = graph._nodes
+    for i, node in enumerate(layer._inbound_nodes):
+        if make_node_key(layer, i) in keys:
+            return node
+    return None
+
+
+_SHAPES = weakref.WeakKeyDictionary()  # graph → {input shape: {id(tensor): shape}} (graphs of any image size)
+_SURVEYS = weakref.WeakKeyDictionary()  # subclassed model → {input shape: {id(layer): recording.Call}}
+
+
+def _tensor_shapes(graph, in_shape: tuple) -> dict:
+    """``{id(tensor): shape without batch axis}`` of every tensor in ``graph`` when its image is ``in_shape``: read
+    from the graph, or computed symbolically (no numbers) when the graph takes images of any size."""
+    tensors = [graph.inputs[0]] + [t for layer in graph.layers if not isinstance(layer, keras.layers.InputLayer)
+                                   for t in ((_node(graph, layer) or _NoNode).outputs)]
+    if tuple(graph.inputs[0].shape[1:]) == in_shape:
+        return {id(t): tuple(t.shape[1:]) for t in tensors}
+    with _LOCK:
+        known = _SHAPES.setdefault(graph, {})
+        if in_shape not in known:
+            spec = keras.Model(graph.inputs, tensors[1:]).compute_output_spec(
+                keras.KerasTensor((None, *in_shape), dtype=graph.inputs[0].dtype))
+            known[in_shape] = {id(graph.inputs[0]): in_shape,
+                               **{id(t): tuple(s.shape[1:]) for t, s in zip(tensors[1:], spec)}}
+        return known[in_shape]
+
+
+class _NoNode:
+    outputs = ()
+
+
+def _survey(model, in_shape: tuple) -> dict:
+    with _LOCK:
+        known = _SURVEYS.setdefault(model, {})
+        if in_shape not in known:
+            known[in_shape] = recording.survey(model, in_shape)
+        return known[in_shape]
+
+
+@dataclass
+class _Site:
+    """One layer in a model's tree: its path, how a probe reaches it and what it gives."""
+
+    path: str
+    layer: keras.layers.Layer
+    chain: tuple  # ((holder, layer), ...): each model from the outermost down and the layer of it on the way
+    index: int | None
+    group: str
+    shape: tuple | None  # output shape without the batch axis; None when it is not one tensor
+    why: str = ""  # why the layer cannot be probed, when it cannot
+    expanded: bool = False  # a nested model whose layers follow it
+
+    def info(self) -> LayerInfo | None:
+        shape = self.shape
+        if self.why or shape is None or any(s is None for s in shape):
+            return None
+        kind = {3: "maps", 1: "units"}.get(len(shape))
+        return LayerInfo(self.path, self.index, kind, shape, self.group) if kind else None
+
+
+def _sites(model: keras.Model) -> list[_Site]:
+    """Every layer of a built model (``ensure_built``) in model order, each nested model followed by its layers."""
+    shape = tuple(model.inputs[0].shape[1:])
+    inner = _WRAPS.get(model)
+    if inner is not None and inner() is not None:  # a subclassed model's stand-in: its layers by their own names
+        return _call_sites(inner(), shape, "", ((model, inner()),), top=True)
+    return _graph_sites(model, shape, "", (), top=True)
+
+
+def _graph_sites(model, in_shape: tuple, prefix: str, chain: tuple, top: bool) -> list[_Site]:
+    graph = _graph(model)
+    shapes = _tensor_shapes(graph, in_shape)
+    sites = []
     for index, layer in enumerate(model.layers):
-        if isinstance(layer, keras.layers.InputLayer):
+        node = None if isinstance(layer, keras.layers.InputLayer) else _node(graph, layer)
+        if node is None:
             continue
+        outs = node.outputs
+        site = _Site(prefix + layer.name, layer, chain + ((model, layer),), index if top else None, prefix[:-1],
+                     shapes.get(id(outs[0])) if len(outs) == 1 else None)
+        sites.append(site)
+        if isinstance(layer, keras.Model):
+            ins = node.input_tensors
+            if len(ins) == 1 and shapes.get(id(ins[0])) is not None:
+                inner = _nested_sites(layer, shapes[id(ins[0])], site.path + "/", site.chain)
+                site.expanded = bool(inner)
+                sites += inner
+    return sites
+
+
+def _nested_sites(model, in_shape: tuple, prefix: str, chain: tuple) -> list[_Site]:
+    if any(s is None for s in in_shape):
+        return []
+    if _graph(model) is not None and len(_graph(model).inputs) == 1:
+        return _graph_sites(model, in_shape, prefix, chain, top=False)
+    if _graph(model) is None:
         try:
-            shape = tuple(layer.output.shape)
-        except (AttributeError, ValueError):  # nested models used twice, layers never called
-            continue
-        if len(shape) == 4 and all(s is not None for s in shape[1:]):
-            infos.append(LayerInfo(layer.name, index, "maps", shape[1:]))
-        elif len(shape) == 2 and shape[1] is not None:
-            infos.append(LayerInfo(layer.name, index, "units", shape[1:]))
-    return infos
+            return _call_sites(model, in_shape, prefix, chain, top=False)
+        except Exception:  # noqa: BLE001 - a nested model that cannot run on its own: its layers are not offered
+            return []
+    return []
 
 
+def _call_sites(model, in_shape: tuple, prefix: str, chain: tuple, top: bool) -> list[_Site]:
+    """The layers of a model without a graph, in the order of their first call in one forward pass."""
+    calls = _survey(model, in_shape)
+    index = {id(layer): i for i, layer in enumerate(model.layers)} if top else {}
+    sites = []
+
+    def walk(holder, path):
+        for layer in recording.sublayers(holder):
+            call = calls.get(id(layer))
+            why = ("" if call is not None and call.calls == 1 else
+                   f"{model.name!r} does not call it when it runs" if call is None else
+                   f"{model.name!r} calls it {call.calls} times in one forward pass; a probe needs a layer called "
+                   "once")
+            site = _Site(path + layer.name, layer, chain + ((model, layer),), index.get(id(layer)), path[:-1],
+                         call.shape if call is not None else None, why)
+            sites.append(site)
+            before = len(sites)
+            walk(layer, site.path + "/")
+            site.expanded = len(sites) > before and any(s.shape is not None for s in sites[before:])
+
+    walk(model, prefix)
+    order = {id(s.layer): calls[id(s.layer)].order if id(s.layer) in calls else len(calls) + k
+             for k, s in enumerate(sites)}
+    return sorted(sites, key=lambda s: order[id(s.layer)])
+
+
+def probeable_layers(model: keras.Model) -> list[LayerInfo]:
+    """The layers an objective can read, in model order: 4-D outputs ("maps") and 2-D outputs ("units"); after a
+    nested model (listed itself when its output is 4-D or 2-D), the layers inside it, named by path."""
+    return [info for info in (site.info() for site in _sites(model)) if info is not None]
+
+
+def _top_layers(model) -> list:
+    """``model.layers`` of what the user gave: of the subclassed model for a stand-in made by ``ensure_built``."""
+    inner = _WRAPS.get(model)
+    return inner().layers if inner is not None and inner() is not None else model.layers
+
+
+def _find_site(model: keras.Model, layer, sites: list[_Site]) -> _Site:
+    """The site of ``layer`` (path, plain name unique in the model, index into model.layers, or layer object)."""
+    valid = [s.path for s in sites if s.info() is not None]
+    if isinstance(layer, bool) or not (isinstance(layer, (str, keras.layers.Layer)) or is_int(layer)):
+        raise TypeError(f"layer must be a layer name (or path such as 'base/conv1'), an index into model.layers or a "
+                        f"keras layer of the model; got {type(layer).__name__}")
+    if is_int(layer):
+        top = _top_layers(model)
+        n = len(top)
+        if not -n <= layer < n:
+            raise ValueError(f"layer index {layer} is out of range: the model has {n} layers (0..{n - 1}).")
+        layer = top[int(layer)]
+    if isinstance(layer, keras.layers.Layer):
+        found = [s for s in sites if s.layer is layer]
+        if not found:
+            path = _path_in_source(model, layer)
+            if path is None:
+                raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) is not a layer of model "
+                                 f"{model.name!r}; valid layers: {', '.join(valid)}")
+            found = [s for s in sites if s.path == path]
+        site = found[0] if found else None
+        name = layer.name
+    else:
+        name = layer
+        found = [s for s in sites if s.path == name]
+        if not found and "/" not in name:
+            found = [s for s in sites if s.layer.name == name]
+            if len(found) > 1:
+                raise ValueError(f"layer name {name!r} is used in several models: give its path, one of "
+                                 f"{', '.join(s.path for s in found)}")
+        site = found[0] if found else None
+    if site is None:
+        raise ValueError(f"unknown layer {name!r}; valid layers: {', '.join(valid)}")
+    if site.info() is None:
+        why = site.why or "its output is neither 4-D nor 2-D"
+        raise ValueError(f"layer {site.path!r} has no spatial maps or units to probe ({why}); valid layers: "
+                         f"{', '.join(valid)}")
+    return site
+
+
+def _path_in_source(model, layer) -> str | None:
+    """The path of ``layer`` in the model that ``model`` is a fixed-size copy of (its layers are other objects)."""
+    source = _SOURCE.get(model)
+    source = source() if source is not None else None
+    if source is None:
+        return None
+
+    def walk(holder, prefix):
+        for sub in (holder.layers if isinstance(holder, keras.Model) else []):
+            if sub is layer:
+                return prefix + sub.name
+            found = walk(sub, prefix + sub.name + "/")
+            if found:
+                return found
+        return None
+
+    return walk(source, "")
+
+
+def layer_key(model: keras.Model, layer):
+    """``layer`` (path, unique plain name, index into model.layers or layer object) as its path in the built
+    ``model``; a value that names no probe-able layer comes back as it is (``make_probe`` explains it)."""
+    try:
+        return _find_site(model, layer, _sites(model)).path
+    except (TypeError, ValueError):
+        return layer
+
+
+# ----------------------------------------------------------------- probes
 @dataclass
 class Probe:
     """A callable ``images (B, H, W, C) -> activations`` of one layer, with what it reads.
 
     ``activations`` is (B, h, w, maps) for a "maps" layer and (B, units) for a "units" layer; ``pre_activation``
-    says whether a dense layer's softmax/sigmoid was left out.
+    says whether a softmax/sigmoid was left out; ``climbed`` names the tensor returned ("'conv1'", "'dense' before
+    its softmax", "input of 'predictions' (softmax)"); ``shapes`` are the per-image output shapes of the layers a
+    call computes (for the memory estimate).
     """
 
     model: keras.Model
@@ -165,6 +469,8 @@ class Probe:
     input_shape: tuple  # (H, W, C)
     pre_activation: bool
     _fn: object
+    climbed: str = ""
+    shapes: tuple = ()
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         out = self._fn(images)
@@ -172,70 +478,102 @@ class Probe:
         return out if out.dtype == tf.float32 else tf.cast(out, tf.float32)
 
 
-def _find_layer(model: keras.Model, layer: str | int, infos: list[LayerInfo]) -> LayerInfo:
-    names = [i.name for i in infos]
-    if isinstance(layer, bool) or not isinstance(layer, (str, int)):
-        raise TypeError(f"layer must be a layer name or index; got {type(layer).__name__}")
-    if isinstance(layer, int):
-        n = len(model.layers)
-        if not -n <= layer < n:
-            raise ValueError(f"layer index {layer} is out of range: the model has {n} layers (0..{n - 1}).")
-        name = model.layers[layer].name
-    else:
-        name = layer
-    for info in infos:
-        if info.name == name:
-            return info
-    if any(l.name == name for l in model.layers):
-        raise ValueError(
-            f"layer {name!r} has no spatial maps or units to probe (its output is neither 4-D nor 2-D); "
-            f"valid layers: {', '.join(names)}"
-        )
-    raise ValueError(f"unknown layer {name!r}; valid layers: {', '.join(names)}")
+def _saturating(layer) -> str:
+    """'softmax' or 'sigmoid' when ``layer`` ends in one (a Dense or Activation layer with it, a Softmax layer)."""
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    if isinstance(layer, (keras.layers.Dense, keras.layers.Activation)):
+        name = getattr(getattr(layer, "activation", None), "__name__", "")
+        return name if name in _SATURATING else ""
+    return ""
 
 
 def make_probe(
     model: keras.Model,
-    layer: str | int,
+    layer,
     *,
     input_shape: tuple | None = None,
     pre_activation: bool = True,
     fast: bool = True,
 ) -> Probe:
-    """Build the probe of ``layer`` (name or index into ``model.layers``).
+    """Build the probe of ``layer``: a path or name, an index into ``model.layers`` or a layer object.
 
-    ``pre_activation``: for a dense layer ending in softmax/sigmoid, return the scores before it (logits).
+    ``pre_activation``: for a class layer ending in softmax/sigmoid (a Dense layer with it, a separate Activation or
+    Softmax layer, a nested model ending in one), return the scores before it.
     ``fast``: when the model starts with a plain stride-1 Conv2D on few channels, compute that convolution's input
     gradient as a matrix product (same values up to float32 rounding, several times faster on CPU).
     Raises ValueError listing the valid layer names for a wrong name.
     """
     model = ensure_built(model, input_shape)
-    infos = probeable_layers(model)
-    info = _find_layer(model, layer, infos)
-    keras_layer = model.get_layer(info.name)
-    activation = getattr(keras_layer, "activation", None)
-    strip = (
-        pre_activation
-        and isinstance(keras_layer, keras.layers.Dense)
-        and getattr(activation, "__name__", "") in _SATURATING
-    )
-    if strip:
-        sub = keras.Model(model.inputs, keras_layer.input, name=f"probe_{info.name}_input")
+    sites = _sites(model)
+    site = _find_site(model, layer, sites)
+    info = site.info()
+    chain, path = site.chain, site.path
+    target = chain[-1][1]
+    while pre_activation and isinstance(target, keras.Model) and _graph(target) is not None and len(
+            _graph(target).outputs) == 1:  # a nested model ending in a softmax: climb its class layer
+        end = _graph(target).outputs[0]._keras_history.operation
+        if not _saturating(end) or _node(_graph(target), end) is None:
+            break
+        chain, path, target = chain + ((target, end),), f"{path}/{end.name}", end
+    activation = _saturating(target)
+    dense = pre_activation and activation and isinstance(target, keras.layers.Dense)
+    strip = bool(pre_activation and activation)
+    fn = _chain_fn(chain, "input" if strip else "output", info.name)
+    if dense:
+        def fn(images, _h=fn, _layer=target):
+            h = _h(images)
+            z = tf.matmul(h, tf.cast(_layer.kernel, h.dtype))
+            return z + tf.cast(_layer.bias, h.dtype) if _layer.use_bias else z
 
-        def fn(images, _sub=sub, _layer=keras_layer):
-            h = _sub(images, training=False)
-            z = tf.matmul(h, _layer.kernel)
-            return z + _layer.bias if _layer.use_bias else z
-
+        climbed = f"{path!r} before its {activation}"
+    elif strip:
+        climbed = f"input of {path!r} ({activation})"
     else:
-        fn = _fast_first_conv_probe(model, keras_layer, info) if fast else None
-        if fn is None:
-            sub = keras.Model(model.inputs, keras_layer.output, name=f"probe_{info.name}")
+        climbed = f"{path!r}" + (f" (after its {activation})" if activation else "")
+        if fast and len(chain) == 1:
+            node = _node(_graph(model), target)
+            fn = _fast_first_conv_probe(model, target, node.outputs[0], info) or fn
+    shapes = []
+    for s in sites:
+        if s is site:
+            break
+        if s.shape is not None and not s.expanded and all(d is not None for d in s.shape):
+            shapes.append(s.shape)
+    shapes.append(info.shape)
+    return Probe(model, info, tuple(model.inputs[0].shape[1:]), strip, fn, climbed, tuple(shapes))
 
-            def fn(images, _sub=sub):
-                return _sub(images, training=False)
 
-    return Probe(model, info, tuple(model.inputs[0].shape[1:]), bool(strip), fn)
+def _chain_fn(chain: tuple, what: str, name: str):
+    """images → the ``what`` ("output"/"input") of the chain's last layer: for each model on the way a sub-model
+    from its input to the tensor entering the next one, composed; a model without a graph is run and the layer's
+    tensor captured (``recording``), at any depth below it."""
+    parts = []
+    for k, (holder, layer) in enumerate(chain):
+        graph = _graph(holder)
+        if graph is None:
+            parts.append(recording.capture_fn(holder, chain[-1][1], what))
+            break
+        node = _node(graph, layer)
+        last = k == len(chain) - 1
+        tensors = node.outputs if last and what == "output" else node.input_tensors
+        if len(tensors) != 1:
+            raise ValueError(f"layer {layer.name!r} takes {len(tensors)} inputs; a probe can only follow one image "
+                             "tensor into it")
+        if tensors[0] is not graph.inputs[0]:
+            sub = keras.Model(graph.inputs, tensors[0], name=f"probe_{name.replace('/', '__')}_{k}")
+            parts.append(lambda x, _sub=sub: _sub(x, training=False))
+    if not parts:
+        return lambda images: images
+    if len(parts) == 1:
+        return parts[0]
+
+    def fn(images, _parts=tuple(parts)):
+        for part in _parts:
+            images = part(images)
+        return images
+
+    return fn
 
 
 # ----------------------------------------------------------------- fast path for the first convolution
@@ -312,7 +650,7 @@ def _fast_conv_fn(layer):
     return conv
 
 
-def _fast_first_conv_probe(model, keras_layer, info):
+def _fast_first_conv_probe(model, keras_layer, output, info):
     """The probe with the fast input gradient when the model's first op on the image is a plain Conv2D; else None.
 
     The gradient with respect to the convolution's weights is not computed (the ascent never needs it).
@@ -337,7 +675,7 @@ def _fast_first_conv_probe(model, keras_layer, info):
             return None
         if first is keras_layer:
             return lambda images, _conv=conv: _conv(images)
-        rest = keras.Model(first.output, keras_layer.output, name=f"probe_{info.name}_rest")
+        rest = keras.Model(first.output, output, name=f"probe_{info.name}_rest")
         # the rest must not read the image directly (a skip connection from the input)
         if any(isinstance(l, keras.layers.InputLayer) and l.output is x_in for l in rest.layers):
             return None

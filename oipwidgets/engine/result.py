@@ -74,7 +74,11 @@ class OIPResult:
     final_loss: float  # the objective of `image` itself (for a stopped run: the last objective it measured)
     converged_at: int | None = None  # first step at which the convergence test held 4 times in a row
     message: str = ""
-    params: dict = field(default_factory=dict)  # layer, map, epsilon, noise, seed, strategy, …
+    params: dict = field(default_factory=dict)  # layer, map, epsilon, noise, seed, strategy, recipe, …
+    #: share of the image's values within 2 % of its range's ends (``value_range``, else its own min and max)
+    saturated: float = 0.0
+    #: (low, high) of the image space (RGB (0, 1) with a ``preprocess`` convention), None when unbounded
+    value_range: tuple | None = None
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -103,6 +107,8 @@ class OIPResult:
                         "final_loss": self.final_loss,
                         "converged_at": self.converged_at,
                         "message": self.message,
+                        "saturated": self.saturated,
+                        "value_range": self.value_range,
                         "params": self.params,
                     },
                     default=_jsonable,
@@ -117,6 +123,8 @@ class OIPResult:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {k: data[k] for k in ("image", "start", "snapshots", "snapshot_steps", "snapshot_losses", "losses")}
+        if meta.get("value_range") is not None:
+            meta["value_range"] = tuple(meta["value_range"])
         return cls(**arrays, **meta)
 
     def __repr__(self) -> str:

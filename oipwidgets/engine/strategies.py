@@ -31,7 +31,7 @@ from .loop import DEAD, RUNNING, STOPPED, AscentLoop
 from .noise import MultiScaleNoise
 from .validation import check_int, from_spec
 
-__all__ = ["Strategy", "Simple", "Multiscale", "Precursor", "Job", "Outcome", "STRATEGIES", "strategy_for",
+__all__ = ["Strategy", "Simple", "Multiscale", "Precursor", "FromData", "Job", "Outcome", "STRATEGIES", "strategy_for",
            "child_seeds"]
 
 ARTICLE_STAGES = (20, 40, 80)
@@ -58,6 +58,8 @@ class Job:
     make_noise: Callable
     prepare: Callable
     score: Callable
+    mode: object = None  # the engine's InputMode (its value_range says how images blend)
+    score_images: Callable | None = None  # score(images, params) of images (B, H, W, C), not loop states
 
 
 @dataclass
@@ -160,13 +162,13 @@ class Multiscale(Strategy):
         lengths = self.lengths(job.steps, len(parts))
         stage_seeds = [child_seeds(s, len(parts)) for s in job.seeds]
         starts = job.start if job.start is not None else job.make_noise(parts[0], [ss[0] for ss in stage_seeds])
-        state, snaps, offset, total = AscentState.start(starts), None, 0, sum(lengths)
+        state, snaps, offset, total = AscentState.start(job.loop.states_of(starts)), None, 0, sum(lengths)
         for k, n in enumerate(lengths):
             if k > 0:
                 if state.error is not None or np.all(state.status == STOPPED):
                     break
                 extra = job.make_noise(parts[k], [ss[k] for ss in stage_seeds], raw=True)
-                mixed = job.prepare(standardize(state.images + parts[k].weights[0] * extra))
+                mixed = job.loop.states_of(job.prepare(standardize(state.images + parts[k].weights[0] * extra)))
                 state.images = np.where((state.status == STOPPED)[:, None, None, None], state.images, mixed)
                 state.status[state.status != STOPPED] = RUNNING
             marks = None if k == len(lengths) - 1 else (0, n - 1)
@@ -220,6 +222,69 @@ class Precursor(Strategy):
         plan = {"precursors": n, "precursor_steps": self.steps, "steps": job.steps,
                 "precursor_scores": scores.tolist(), "picked": best.tolist()}
         return Outcome(state, snaps, cand[pick], plan)
+
+
+@dataclass(frozen=True, eq=False)
+class FromData(Strategy):
+    """Start from real images: each image of the batch starts from ``mix`` × an example + (1 − mix) × its noise.
+
+    images: example images (N, H, W, C) in the engine's image space (the model's input form for the article's
+    standardisation, RGB in [0, 1] with a ``preprocess``). pick: True to give each image of the batch the example
+    that scores highest under its objective (N × batch forward passes, once); False to use ``images[k]`` for image
+    k (N must equal the batch). The cure for a map that no noise fires but real images do: the climb starts where
+    the map is alive, and the noise keeps it from being a copy of the example. Standardised images blend as
+    standardised images; images in a range blend linearly (and stay inside it).
+    """
+
+    images: np.ndarray = None
+    mix: float = 0.5
+    pick: bool = True
+    name = "data"
+
+    def __post_init__(self):
+        images = np.asarray(self.images, np.float32) if self.images is not None else None
+        if images is None or images.ndim != 4 or len(images) == 0 or not np.all(np.isfinite(images)):
+            raise ValueError("FromData needs example images (N, H, W, C) of finite values; got "
+                             f"{None if images is None else images.shape}")
+        object.__setattr__(self, "images", images)
+        mix = float(self.mix)
+        if not 0.0 <= mix <= 1.0:
+            raise ValueError(f"FromData mix must be in [0, 1] (the example's share of the start); got {self.mix!r}")
+        object.__setattr__(self, "mix", mix)
+
+    def snapshot_plan(self, steps, noise=None):
+        return snapshot_schedule(steps)
+
+    def describe(self):
+        return f"data ({len(self.images)} examples, mix {self.mix:g})"
+
+    def chosen(self, job: Job) -> tuple[np.ndarray, np.ndarray]:
+        """(examples (B, H, W, C), their indices (B,)): the best-scoring example for each image of the batch, or
+        ``images[k]`` for image k when not picking."""
+        b, n = len(job.seeds), len(self.images)
+        if not self.pick:
+            if n != b:
+                raise ValueError(f"FromData(pick=False) needs one example per image of the batch: {n} for {b}")
+            return self.images, np.arange(b)
+        params = tf.nest.map_structure(lambda t: tf.repeat(t, n, axis=0), job.params)
+        scores = np.asarray(job.score_images(np.tile(self.images, (b, 1, 1, 1)), params)).reshape(b, n)
+        best = np.argmax(scores, axis=1)
+        return self.images[best], best
+
+    def run(self, job):
+        examples, which = self.chosen(job)
+        if job.start is not None:
+            noise = job.start
+        else:
+            noise = job.make_noise(job.noise, job.seeds)
+        if job.mode is not None and job.mode.value_range is not None:
+            starts = self.mix * examples + (1 - self.mix) * noise
+        else:
+            starts = job.prepare(standardize(self.mix * standardize(examples) + (1 - self.mix) * standardize(noise)))
+        starts = np.asarray(starts, np.float32)
+        state, snaps = ascend(job.loop, AscentState.start(job.loop.states_of(starts)), job.params, job.options,
+                              Stage(job.steps))
+        return Outcome(state, snaps, starts, {"steps": job.steps, "examples": which.tolist(), "mix": self.mix})
 
 
 STRATEGIES = {"simple": Simple, "multiscale": Multiscale, "precursor": Precursor}
