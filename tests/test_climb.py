@@ -100,7 +100,7 @@ def test_the_explorer_climbs_as_set_and_shows_diverse_oips_side_by_side(mnist):
     assert (ex.param, ex.optimizer, ex.transforms) == ("fourier", "adam", "standard")
     ex.epsilon = 0.05
     one = ex.run(wait=True)
-    assert one.params["param"].startswith("fourier") and one.params["transforms"].startswith("pad 12 px")
+    assert one.params["param"].startswith("fourier") and one.params["transforms"].startswith("pad 3 px")
     assert ex.diverse_box.children == ()
     ex.diversity, ex.smoothness = 3, 0.1
     first = ex.run(wait=True)

@@ -16,15 +16,15 @@ from .transforms import Transform
 __all__ = ["Climb", "transform_for"]
 
 
-def transform_for(spec) -> Transform | None:
-    """None (no transform), "standard" (lucid's standard set, see ``transforms.standard_transforms``) or a
-    Transform; else a ValueError naming the choices."""
+def transform_for(spec, image_shape: tuple | None = None) -> Transform | None:
+    """None (no transform), "standard" (lucid's standard set sized to ``image_shape`` (H, W, C), see
+    ``transforms.standard_transforms``) or a Transform; else a ValueError naming the choices."""
     if spec is None or isinstance(spec, Transform):
         return spec
     if isinstance(spec, str) and spec == "standard":
         from .transforms import standard_transforms
 
-        return standard_transforms()
+        return standard_transforms(None if image_shape is None else min(image_shape[:2]))
     raise ValueError(f"unknown transforms {spec!r}; valid: None, 'standard' or a Transform such as Jitter(4)")
 
 
@@ -39,7 +39,8 @@ class Climb:
     @classmethod
     def make(cls, param, transforms, optimizer, image_shape: tuple) -> Climb:
         """Validated from names or objects; the parameterisation bound to ``image_shape`` (H, W, C)."""
-        return cls(parameterization(param).bind(*image_shape), transform_for(transforms), _optimizer(optimizer))
+        return cls(parameterization(param).bind(*image_shape), transform_for(transforms, image_shape),
+                   _optimizer(optimizer))
 
     @property
     def article(self) -> bool:

@@ -88,7 +88,9 @@ class OIPEngine:
     # ----------------------------------------------------------------- introspection
     @staticmethod
     def layers(model: keras.Model, input_shape=None) -> list[LayerInfo]:
-        """The layers of ``model`` that can be probed: 4-D outputs (maps) and 2-D outputs (units)."""
+        """The layers of ``model`` that can be probed: 4-D outputs (maps) and 2-D outputs (units), in model order;
+        the layers inside a nested model follow it, named by path ("base/block_1"); a subclassed model's layers are
+        found by running it once on a zero batch (``input_shape`` when its image size is not known yet)."""
         return probeable_layers(ensure_built(model, input_shape))
 
     @property

@@ -35,7 +35,7 @@ from keras.src.ops.function import make_node_key
 from . import recording
 from .validation import is_int
 
-__all__ = ["LayerInfo", "Probe", "probeable_layers", "ensure_built", "make_probe", "layer_key"]
+__all__ = ["LayerInfo", "Probe", "probeable_layers", "ensure_built", "make_probe", "layer_key", "layer_names"]
 
 _SATURATING = ("softmax", "sigmoid")
 
@@ -188,18 +188,36 @@ def _wrapped(model: keras.Model, input_shape: tuple | None) -> keras.Model:
         if shape not in stand_ins:
             try:
                 model(tf.zeros((1, *shape), tf.float32), training=False)
-                x = keras.Input(shape=shape)
-                stand_in = keras.Model(x, model(x), name=f"{model.name}_functional")
+                stand_in = _functional_of(model, shape)
             except Exception as err:  # noqa: BLE001 - whatever the model's call does not accept: say so plainly
                 raise ValueError(
                     f"Subclassed model {model.name!r} ({type(model).__name__}) could not be run on one image of shape "
-                    f"{shape} ({type(err).__name__}: {err}); OIPs need a model that takes one image batch (B, H, "
-                    f"W, C). Pass the input_shape it takes, {how}."
+                    f"{shape} ({type(err).__name__}: {_first_line(err)}); OIPs need a model that takes one image "
+                    f"batch (B, H, W, C). Pass the input_shape it takes, {how}."
                 ) from err
             _check_channels_last(stand_in)
             _WRAPS[stand_in] = weakref.ref(model)
             stand_ins[shape] = stand_in
         return stand_ins[shape]
+
+
+def _functional_of(model, shape: tuple) -> keras.Model:
+    """``Model(x, model(x))`` for images of ``shape``; with a batch of one when the model's call needs to know the
+    batch size (e.g. ``tf.reshape(x, (x.shape[0], -1))``): the stand-in is only read for its input and outputs."""
+    try:
+        x = keras.Input(shape=shape)
+        return keras.Model(x, model(x), name=f"{model.name}_functional")
+    except Exception:  # noqa: BLE001 - retried with a known batch size; that error is the one reported
+        x = keras.Input(shape=shape, batch_size=1)
+        return keras.Model(x, model(x), name=f"{model.name}_functional")
+
+
+def _first_line(err: Exception) -> str:
+    """The message of an error without the call details Keras adds ("Exception encountered when calling ...")."""
+    text = str(err)
+    if "\x1b[1m" in text:  # Keras puts the original message in bold between its own lines
+        text = text.split("\x1b[1m", 1)[1].split("\x1b[0m", 1)[0]
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
 
 
 def _called_shape(model) -> tuple | None:
@@ -264,10 +282,13 @@ def _tensor_shapes(graph, in_shape: tuple) -> dict:
     with _LOCK:
         known = _SHAPES.setdefault(graph, {})
         if in_shape not in known:
-            spec = keras.Model(graph.inputs, tensors[1:]).compute_output_spec(
-                keras.KerasTensor((None, *in_shape), dtype=graph.inputs[0].dtype))
-            known[in_shape] = {id(graph.inputs[0]): in_shape,
-                               **{id(t): tuple(s.shape[1:]) for t, s in zip(tensors[1:], spec)}}
+            try:
+                spec = keras.Model(graph.inputs[0], tensors[1:]).compute_output_spec(
+                    keras.KerasTensor((None, *in_shape), dtype=graph.inputs[0].dtype))
+                known[in_shape] = {id(graph.inputs[0]): in_shape,
+                                   **{id(t): tuple(s.shape[1:]) for t, s in zip(tensors[1:], spec)}}
+            except Exception:  # noqa: BLE001 - shapes Keras cannot infer stay unknown: those layers are not offered
+                known[in_shape] = {id(t): tuple(t.shape[1:]) for t in tensors}
         return known[in_shape]
 
 
@@ -335,16 +356,16 @@ def _graph_sites(model, in_shape: tuple, prefix: str, chain: tuple, top: bool) -
 
 
 def _nested_sites(model, in_shape: tuple, prefix: str, chain: tuple) -> list[_Site]:
-    if any(s is None for s in in_shape):
+    """The layers of a nested model that gets images of ``in_shape``; none when they cannot be found."""
+    graph = _graph(model)
+    if any(s is None for s in in_shape) or (graph is not None and len(graph.inputs) != 1):
         return []
-    if _graph(model) is not None and len(_graph(model).inputs) == 1:
+    if graph is not None:
         return _graph_sites(model, in_shape, prefix, chain, top=False)
-    if _graph(model) is None:
-        try:
-            return _call_sites(model, in_shape, prefix, chain, top=False)
-        except Exception:  # noqa: BLE001 - a nested model that cannot run on its own: its layers are not offered
-            return []
-    return []
+    try:
+        return _call_sites(model, in_shape, prefix, chain, top=False)
+    except Exception:  # noqa: BLE001 - a nested model that cannot run on its own: its layers are not offered
+        return []
 
 
 def _call_sites(model, in_shape: tuple, prefix: str, chain: tuple, top: bool) -> list[_Site]:
@@ -374,9 +395,15 @@ def _call_sites(model, in_shape: tuple, prefix: str, chain: tuple, top: bool) ->
 
 
 def probeable_layers(model: keras.Model) -> list[LayerInfo]:
-    """The layers an objective can read, in model order: 4-D outputs ("maps") and 2-D outputs ("units"); after a
-    nested model (listed itself when its output is 4-D or 2-D), the layers inside it, named by path."""
+    """The layers an objective can read, in model order (a subclassed model's: in the order its ``call`` runs them):
+    4-D outputs ("maps") and 2-D outputs ("units"); after a nested model (listed itself when its output is 4-D or
+    2-D), the layers inside it, named by path."""
     return [info for info in (site.info() for site in _sites(model)) if info is not None]
+
+
+def layer_names(model: keras.Model) -> list[str]:
+    """The paths of every layer of a built model (``ensure_built``), probe-able or not, in model order."""
+    return [site.path for site in _sites(model)]
 
 
 def _top_layers(model) -> list:
@@ -397,6 +424,9 @@ def _find_site(model: keras.Model, layer, sites: list[_Site]) -> _Site:
         if not -n <= layer < n:
             raise ValueError(f"layer index {layer} is out of range: the model has {n} layers (0..{n - 1}).")
         layer = top[int(layer)]
+    if isinstance(layer, keras.layers.InputLayer):
+        raise ValueError(f"layer {layer.name!r} is the model's input, not a layer to probe; valid layers: "
+                         f"{', '.join(valid)}")
     if isinstance(layer, keras.layers.Layer):
         found = [s for s in sites if s.layer is layer]
         if not found:
@@ -517,8 +547,8 @@ def make_probe(
             break
         chain, path, target = chain + ((target, end),), f"{path}/{end.name}", end
     activation = _saturating(target)
-    dense = pre_activation and activation and isinstance(target, keras.layers.Dense)
     strip = bool(pre_activation and activation)
+    dense = strip and isinstance(target, keras.layers.Dense)
     fn = _chain_fn(chain, "input" if strip else "output", info.name)
     if dense:
         def fn(images, _h=fn, _layer=target):
@@ -561,7 +591,7 @@ def _chain_fn(chain: tuple, what: str, name: str):
             raise ValueError(f"layer {layer.name!r} takes {len(tensors)} inputs; a probe can only follow one image "
                              "tensor into it")
         if tensors[0] is not graph.inputs[0]:
-            sub = keras.Model(graph.inputs, tensors[0], name=f"probe_{name.replace('/', '__')}_{k}")
+            sub = keras.Model(graph.inputs[0], tensors[0], name=f"probe_{name.replace('/', '__')}_{k}")
             parts.append(lambda x, _sub=sub: _sub(x, training=False))
     if not parts:
         return lambda images: images

@@ -142,7 +142,10 @@ class _Capture:
     def called(self, layer, call, args, kwargs):
         if layer is not self.layer or self.value is not None:  # other layers, and the layer once captured, as they are
             return call(*args, **kwargs)
-        self.value = (args[0] if args else next(iter(kwargs.values()))) if self.what == "input" else call(*args, **kwargs)
+        if self.what == "input":
+            self.value = args[0] if args else next(iter(kwargs.values()))
+        else:
+            self.value = call(*args, **kwargs)
         raise _Reached
 
 

@@ -87,7 +87,8 @@ def rescue(engine, result: LayerResult, examples: np.ndarray, best: np.ndarray, 
     def retry(idx, label, **change):
         idx = np.asarray(idx)
         sub = None if objective is None else _Subset(objective, idx, b)
-        start = None if run["start"] is None else run["start"][idx]
+        # the same start images as the first try (no noise drawn again): only the cure differs
+        start = np.stack([result.results[k].start for k in idx]) if run["start"] is None else run["start"][idx]
         again = engine.run_layer([run["maps"][k] for k in idx], start, seed=[run["seeds"][k] for k in idx],
                                  objective=sub, noise=run["noise"], cancel=run["cancel"],
                                  recipe=recipe.replace(**change))

@@ -221,15 +221,18 @@ class Compose(Transform):
         return ", then ".join(t.describe() for t in self.transforms) or "no transform"
 
 
-def standard_transforms() -> Compose:
-    """lucid's ``standard_transforms`` at a fixed size: a shift of up to 12 px with a 0 border (lucid's pad 12 with
-    0.5), a reflected shift of up to 8 px, a zoom by 0.9..1.1 (steps of 0.02), a turn by −10..10° (0° five times
-    more likely) and a reflected shift of up to 4 px. Made for inputs of 100 px or more: on 28×28 a 12 px shift
-    moves much of the content out."""
+def standard_transforms(size: int | None = None) -> Compose:
+    """lucid's ``standard_transforms`` sized to the image: for images of ``size`` (the shorter side) of 128 px or
+    more (or ``size`` None), a shift of up to 12 px with a 0 border (lucid's pad 12 with 0.5), a reflected shift of
+    up to 8 px, a zoom by 0.9..1.1 (steps of 0.02), a turn by −10..10° (0° five times more likely) and a reflected
+    shift of up to 4 px; on smaller images the shifts shrink in proportion (at least 1 px): on a 24 px face crop a
+    12 px shift would move half the content out, and the OIP would learn to fire on borders."""
+    f = 1.0 if size is None else min(1.0, int(size) / 128)
+    px = lambda n: max(1, int(round(n * f)))  # noqa: E731
     return Compose([
-        Pad(12),
-        Jitter(8),
+        Pad(px(12)),
+        Jitter(px(8)),
         Scale([1 + (i - 5) / 50 for i in range(11)]),
         Rotate(list(range(-10, 11)) + 5 * [0]),
-        Jitter(4),
+        Jitter(px(4)),
     ])

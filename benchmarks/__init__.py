@@ -1,0 +1,1 @@
+"""Benchmarks of oipwidgets (scripts; a package only so that ``benchmarks.real`` can be imported)."""
