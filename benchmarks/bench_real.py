@@ -12,9 +12,11 @@ recipe, 4 channels spread over the layer climb and the script prints:
 * dead: channels reported dead, and of those how many a real crop fires (target 0),
 * s: wall time of the climb.
 
-Recipes: "before" (the readable climb through the old squash: a sigmoid of unbounded parameters, what
+Recipes (each with its own steps unless --steps): "before" (the readable climb through the old squash: a sigmoid of unbounded parameters, what
 ``input_mode="clip"`` did), "article" (pixels, RMS step, the model's preprocess) and "readable" (the preset, with
-the standardised squash of ``engine/preprocess.py``). Real crops rescue dead maps (``examples=``).
+the standardised squash of ``engine/preprocess.py``). The 256 real crops are the ``examples=`` of the article and
+readable runs: a channel that stays dead although a crop fires it, or ends below the best crop, is climbed again
+with a cure (``engine/rescue.py``; the "cured" column counts them).
 
     .venv/bin/python benchmarks/bench_real.py [--steps 128] [--models mtcnn_onet,fer_minixception] [--png docs/real.png]
 """
@@ -96,8 +98,8 @@ def run_model(name, steps, png_rows, seeds=(0,)):
             best = real.max(axis=0)
             recipe = "article" if label == "article" else "readable"
             t = time.perf_counter()
-            out = engine.run_layer(channels, seed=0, recipe=recipe, steps=steps,
-                                   examples=crops[:32] if label != "before" else None)
+            out = engine.run_layer(channels, seed=0, recipe=recipe, **({"steps": steps} if steps else {}),
+                                   examples=crops if label != "before" else None)
             seconds = time.perf_counter() - t
             images = out.images
             acts = np.diag(_map_means(engine, images, channels))
@@ -145,11 +147,12 @@ def save_png(rows, path, tile=96):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=None, help="steps of every climb (default: each recipe's own)")
     ap.add_argument("--models", default=",".join(NAMES))
     ap.add_argument("--png", default="docs/real.png")
     args = ap.parse_args(argv)
-    print(f"{args.steps} steps, 4 channels per layer, seed 0; 256 real crops per model", flush=True)
+    steps = f"{args.steps} steps" if args.steps else "each recipe's steps (article 400, readable 256)"
+    print(f"{steps}, 4 channels per layer, seed 0; 256 real crops per model, which also rescue", flush=True)
     print(HEADER, flush=True)
     rows, pictures = [], []
     for name in args.models.split(","):

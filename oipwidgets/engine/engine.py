@@ -210,15 +210,26 @@ class OIPEngine:
         results = [self._result(k, maps[k], seeds[k], out, final[k], common) for k in range(b)]
         result = LayerResult(results, seconds=time.perf_counter() - t0, error=out.state.error)
         if examples is not None and result.error is None:
-            examples = self._check_start(examples, batch=len(np.asarray(examples)))
-            best, which = best_examples(job.score_images, params, examples, b)
-            run = dict(maps=maps, seeds=seeds, start=start, recipe=recipe, objective=objective if given else None,
-                       noise=noise, cancel=cancel)
-            if given:  # the user's objective, without the recipe's penalty (the re-runs add it again)
-                run["objective"] = self._checked_objective(objective_given, maps)
-            result = rescue(self, result, examples, best, which, run)
+            result = self._rescued(result, examples, objective_given, maps, seeds, start, recipe, noise, cancel)
             result.seconds = time.perf_counter() - t0
         return result
+
+    def _rescued(self, result, examples, objective, maps, seeds, start, recipe, noise, cancel) -> LayerResult:
+        """``result`` after ``rescue.rescue``: maps and examples are compared by the objective without the recipe's
+        regularisers (what the map itself does: a real photo pays a higher blur penalty than a smooth OIP)."""
+        b = len(maps)
+        examples = self._check_start(examples, batch=len(np.asarray(examples)))
+        base = self._checked_objective(objective, maps)
+        base_params = tf.nest.map_structure(tf.constant, base.params(b))
+        best, which = best_examples(lambda im, p: self._score(base, im, p), base_params, examples, b)
+
+        def measure(images, idx):
+            sub = tf.nest.map_structure(lambda t: tf.gather(t, np.asarray(idx)), base_params)
+            return self._score(base, np.asarray(images, np.float32), sub)
+
+        run = dict(maps=maps, seeds=seeds, start=start, recipe=recipe, objective=objective, noise=noise,
+                   cancel=cancel)
+        return rescue(self, result, examples, best, which, run, measure)
 
     def _preprocess_name(self) -> str:
         """How results name the model's input convention: a preset's name, a function's, or the input mode."""

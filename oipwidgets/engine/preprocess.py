@@ -134,8 +134,11 @@ class Preprocess(InputMode):
                                  "'unit', 'byte', 'tf' or a callable")
 
     def to_model(self, images):
-        fn = PRESETS[self.convention][0] if isinstance(self.convention, str) else self.convention
-        return fn(images)
+        if isinstance(self.convention, str):
+            return PRESETS[self.convention][0](images)
+        # a user's function runs as it is inside the compiled step (AutoGraph cannot read a lambda's source and
+        # would say so on stderr)
+        return tf.autograph.experimental.do_not_convert(self.convention)(images)
 
     def from_model(self, inputs: np.ndarray) -> np.ndarray:
         """RGB images in [0, 1] (float32) of images in the model's input form (presets only)."""

@@ -9,8 +9,9 @@ images it is given (the zoo's and the explorer's strips) and runs again, with a 
   its noise (``FromData``);
 * ended below its best example's objective: from its best example blended with its noise.
 
-The better of the tries (by final objective; any live map beats a dead one) is kept, and its ``params["cure"]``
-says which cure made it ("warm-up" or "data start"), so a view can say so on the tile. A map that no example fires
+Maps and examples are compared by the objective without the recipe's regularisers (``params["activation"]``; a
+photo pays more blur penalty than a smooth OIP). The better of the tries (any live map beats a dead one) is kept, and
+its ``params["cure"]`` says which cure made it ("warm-up" or "data start"), so a view can say so on the tile. A map that no example fires
 stays as it was: dead is then the honest answer for those images.
 """
 
@@ -66,22 +67,29 @@ def best_examples(score_images, params: dict, examples: np.ndarray, batch: int) 
 
 
 def _better(new: OIPResult, old: OIPResult) -> bool:
+    """A live map beats a dead one; else the higher objective (without regularisers) wins."""
     if old.status == "dead":
-        return new.status != "dead" or new.final_loss > old.final_loss
-    return new.status != "dead" and new.final_loss > old.final_loss
+        return new.status != "dead" or new.params["activation"] > old.params["activation"]
+    return new.status != "dead" and new.params["activation"] > old.params["activation"]
 
 
-def rescue(engine, result: LayerResult, examples: np.ndarray, best: np.ndarray, which: np.ndarray, run: dict) -> LayerResult:
+def rescue(engine, result: LayerResult, examples: np.ndarray, best: np.ndarray, which: np.ndarray, run: dict,
+           measure) -> LayerResult:
     """``result`` with its dead-but-fired and below-example maps run again with a cure (see the module doc).
 
-    best, which: each image's best example score and index (``best_examples``); run: the arguments of the
-    original ``run_layer`` call (maps, seeds, start, recipe, objective (the user's, or None), noise, cancel).
+    best, which: each image's best example objective and its index (``best_examples``); run: the arguments of the
+    original ``run_layer`` call (maps, seeds, start, recipe, objective (the user's, or None), noise, cancel);
+    measure(images, idx): the objective without regularisers of images (n, H, W, C) for the batch positions
+    ``idx``, which every result records as ``params["activation"]`` and which decides between tries.
     """
     results = list(result.results)
     b = len(results)
     recipe, objective = run["recipe"], run["objective"]
     if objective is not None and objective.couples_batch:
         return result  # diversity: the images of the batch climb together, none can be re-run alone
+    for k, value in enumerate(measure(np.stack([r.image for r in results]), np.arange(b))):
+        results[k].params["activation"] = float(value)
+        results[k].params["best_example"] = float(best[k])
     fired = best > 0
 
     def retry(idx, label, **change):
@@ -92,10 +100,11 @@ def rescue(engine, result: LayerResult, examples: np.ndarray, best: np.ndarray, 
         again = engine.run_layer([run["maps"][k] for k in idx], start, seed=[run["seeds"][k] for k in idx],
                                  objective=sub, noise=run["noise"], cancel=run["cancel"],
                                  recipe=recipe.replace(**change))
-        for k, r in zip(idx, again):
+        values = measure(again.images, idx)
+        for k, r, value in zip(idx, again, values):
+            r.params["activation"], r.params["best_example"] = float(value), float(best[k])
             if _better(r, results[k]):
                 r.params["cure"] = label
-                r.params["best_example"] = float(best[k])
                 results[k] = r
 
     def pending(condition):
@@ -105,10 +114,8 @@ def rescue(engine, result: LayerResult, examples: np.ndarray, best: np.ndarray, 
     if dead:
         retry(dead, "warm-up", warmup=max(recipe.warmup, RESCUE_WARMUP))
     weak = pending(lambda r, k: fired[k] and r.status not in ("stopped", "error", "nonfinite")
-                   and (r.status == "dead" or r.final_loss < best[k]))
+                   and (r.status == "dead" or r.params["activation"] < best[k]))
     if weak:
         picks = examples[which[np.asarray(weak)]]
         retry(weak, "data start", strategy=FromData(picks, mix=RESCUE_MIX, pick=False))
-    for k, r in enumerate(results):
-        r.params.setdefault("best_example", float(best[k]))
     return LayerResult(results, seconds=result.seconds, error=result.error)
