@@ -6,8 +6,9 @@ recipe, 4 channels spread over the layer climb and the script prints:
 
 * sat: the share of the OIP's values within 2 % of the range's ends (target for "readable": <= 5 %; natural photos:
   median 0.6 %, mean 6 %),
-* robust: the channel's activation (map mean) of the OIP under random jitter (±4 px) and zoom (0.9–1.1) ÷ the
-  untransformed one (target >= 0.7),
+* robust: the channel's activation (map mean) of the OIP under random jitter (±4 px at 128 px or more, in
+  proportion below, at least ±1 px: as the standard transforms) and zoom (0.9–1.1) ÷ the untransformed one
+  (target >= 0.7),
 * ÷real: the OIP's activation ÷ the best of 256 real photo crops (target >= 1),
 * dead: channels reported dead, and of those how many a real crop fires (target 0),
 * s: wall time of the climb.
@@ -61,9 +62,10 @@ def _robustness(engine, images, channels, rng, n=8):
     """Mean over n random jitter+zoom draws of activation(transformed) ÷ activation(image), per image (B,)."""
     base = np.diag(_map_means(engine, images, channels))
     h, w = images.shape[1:3]
+    shift = max(1, int(round(4 * min(1.0, min(h, w) / 128))))  # ±4 px at 128 px and more, as the transforms shrink
     ratios = []
     for _ in range(n):
-        dy, dx = rng.integers(-4, 5, size=2)
+        dy, dx = rng.integers(-shift, shift + 1, size=2)
         z = rng.uniform(0.9, 1.1)
         moved = np.roll(images, (dy, dx), axis=(1, 2))
         size = (max(1, int(round(h * z))), max(1, int(round(w * z))))

@@ -2,7 +2,9 @@
 
 ``oipwidgets train``    trains the article's CNN (the planted CNN for ``--dataset planted``) and writes a model file
                         with its card (rebuilds the defaults);
-``oipwidgets evaluate`` reports a model's accuracy on a test set or on the shipped samples (planted: generated).
+``oipwidgets evaluate`` reports a model's accuracy on a test set or on the shipped samples (planted: generated);
+``oipwidgets zoo``      computes the OIPs of every map of a layer with a recipe (``--recipe article|readable``, any
+                        of its settings overridden by their own flags) and writes them as PNG, HTML and JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ _ARCHITECTURES = {
                "GAP logits(8) probs(softmax)",
 }
 _ARTICLE = "article CNN: Conv2D_1(32) MaxPool Conv2D_2(64) MaxPool Conv2D_3(64) Dense_1(70) Dense_2(10)"
+#: the recipe presets and input conventions of the engine (engine/recipe.py RECIPES, engine/preprocess.py PRESETS;
+#: named here so that the parser, and --help, need no TensorFlow)
+_RECIPES = ("article", "readable")
+_PREPROCESS = ("standardize", "unit", "byte", "tf", "caffe", "torch")
+#: the zoo's flags that override a field of the recipe when given (flag attribute = recipe field)
+_RECIPE_FLAGS = ("steps", "epsilon", "strategy", "param", "transforms", "optimizer")
 
 
 def _load(dataset: str, data: str | None):
@@ -132,22 +140,27 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
-    """Compute the OIPs of every map of a layer, write the zoo PNG (and HTML), report time and dead maps."""
+    """Compute the OIPs of every map of a layer, write the zoo PNG (and HTML, JSON), report time and dead maps."""
     import time
 
     t_start = time.perf_counter()
-    check_int(args.steps, "--steps")
+    if args.steps is not None:
+        check_int(args.steps, "--steps")
     check_int(args.cols, "--cols")
-    check_float(args.epsilon, "--epsilon")
+    if args.epsilon is not None:
+        check_float(args.epsilon, "--epsilon")
     check_int(args.seed, "--seed", low=0)
-    outs = [writable_path(args.out)] + ([writable_path(args.html)] if args.html else [])
+    outs = [writable_path(args.out)] + [writable_path(p) for p in (args.html, args.json) if p]
 
     from . import __version__
     from .engine.ascent import Progress
     from .engine.engine import OIPEngine
+    from .engine.probe import ensure_built, layer_key, layer_names
+    from .engine.recipe import recipe_for
     from .models.models import DEFAULT_MODELS, load_default_model, load_model
     from .output.render import COLORMAPS
     from .output.zoo_render import zoo_html, zoo_png_bytes, zoo_size
+    from .engine.examples import default_examples
 
     if args.cmap not in COLORMAPS:
         from matplotlib import colormaps
@@ -158,18 +171,25 @@ def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
         model = load_default_model(args.model) if args.model in DEFAULT_MODELS else load_model(args.model)
     except OSError as err:  # IsADirectoryError, PermissionError: one clear message, exit 2
         raise ValueError(str(err)) from err
-    infos = OIPEngine.layers(model)
-    with_maps = [i.name for i in infos if i.kind == "maps"]
-    info = next((i for i in infos if i.name == args.layer), None)
-    if info is None and not any(layer.name == args.layer for layer in model.layers):
-        raise ValueError(f"unknown layer {args.layer!r}; layers with maps: {', '.join(with_maps) or 'none'}")
+    built = ensure_built(model)
+    infos = OIPEngine.layers(built)
+    with_maps = layer_listing([i for i in infos if i.kind == "maps"]) or "none"
+    name = layer_key(built, args.layer)  # the plain name of a layer inside a nested model: its path
+    info = next((i for i in infos if i.name == name), None)
+    if info is None and name not in layer_names(built):
+        raise ValueError(f"unknown layer {args.layer!r}; layers with maps: {with_maps}")
     if info is None or info.kind != "maps":
         what = f"its output is {info.shape[0]} units" if info is not None else "its output has no maps"
         raise ValueError(
             f"layer {args.layer!r} has no maps ({what}): the zoo needs a conv-like layer with 4-D output "
-            f"(height, width, maps); layers with maps: {', '.join(with_maps) or 'none'}"
+            f"(height, width, maps); layers with maps: {with_maps}"
         )
-    engine = OIPEngine(model, args.layer)
+    given = {k: getattr(args, k) for k in _RECIPE_FLAGS if getattr(args, k) is not None}  # flags over the recipe
+    if given.get("transforms") == "none":
+        given["transforms"] = None
+    recipe = recipe_for(args.recipe).replace(**given)
+    recipe_text = recipe.name() or f"{args.recipe} with " + ", ".join(f"{k}={v!r}" for k, v in given.items())
+    engine = OIPEngine(model, name, preprocess=args.preprocess)
     label = f"{args.layer} ({engine.size} maps)"
     bar = {"last": 0.0, "shown": -1, "t0": time.perf_counter()}
 
@@ -184,9 +204,12 @@ def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
         sys.stderr.flush()
         bar["last"], bar["shown"] = now, p.step
 
-    result = engine.run_layer(steps=args.steps, seed=args.seed, epsilon=args.epsilon, strategy=args.strategy,
-                              callback=progress, param=args.param, optimizer=args.optimizer,
-                              transforms=None if args.transforms == "none" else args.transforms)
+    examples = None if args.no_rescue else default_examples(engine.model)
+    if examples is not None:  # a map that a shipped sample fires is re-run with a cure, never reported dead
+        from .widgets.recipes import examples_in_space
+
+        examples = examples_in_space(engine.mode, examples)
+    result = engine.run_layer(seed=args.seed, recipe=recipe, callback=progress, examples=examples)
     if bar["shown"] >= 0:
         sys.stderr.write("\n")
         sys.stderr.flush()
@@ -199,22 +222,46 @@ def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
         outs[0].write_bytes(png)
         width, height = zoo_size(len(result), args.cols)
         written.append(f"{outs[0]} ({width}x{height} px PNG)")
+        command = shlex.join(["oipwidgets", *argv])
         if args.html:
-            facts = {"model": args.model, "layer": args.layer, "strategy": args.strategy, "steps": args.steps,
-                     "seed": args.seed, "epsilon": args.epsilon, "param": args.param, "transforms": args.transforms,
-                     "optimizer": args.optimizer, "command": shlex.join(["oipwidgets", *argv]),
+            facts = {"model": args.model, "layer": args.layer, "recipe": recipe_text,
+                     "strategy": recipe.strategy, "steps": recipe.steps, "seed": args.seed, "epsilon": recipe.epsilon,
+                     "param": recipe.param, "transforms": recipe.transforms or "none", "optimizer": recipe.optimizer,
+                     "preprocess": args.preprocess, "recipe (JSON)": recipe.to_json(), "command": command,
                      "oipwidgets": __version__}
-            zoo_html(result, outs[1], cols=args.cols, cmap=args.cmap, contrast=args.contrast, info=facts, png=png)
-            written.append(f"{outs[1]} (self-contained HTML)")
+            zoo_html(result, Path(args.html), cols=args.cols, cmap=args.cmap, contrast=args.contrast, info=facts,
+                     png=png)
+            written.append(f"{args.html} (self-contained HTML)")
+        if args.json:
+            record = {"model": args.model, "layer": args.layer, "preprocess": args.preprocess, "seed": args.seed,
+                      "recipe": recipe.to_dict(), "recipe_name": recipe.name(), "seconds": round(result.seconds, 3),
+                      "dead": dead, "command": command, "oipwidgets": __version__,
+                      "maps": [{"map": r.params["map"], "status": r.status, "final_objective": r.final_loss,
+                                "steps": r.steps, "converged_at": r.converged_at, "saturated": r.saturated}
+                               for r in result]}
+            Path(args.json).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            written.append(f"{args.json} (JSON record)")
     except OSError as err:  # read-only place, a file where a directory should be, …
         raise ValueError(f"could not write the zoo: {err}") from err
     wall = time.perf_counter() - t_start
-    print(f"{args.model} {args.layer}: {len(result)} OIPs, {args.steps} steps ({args.strategy}, seed {args.seed}) "
-          f"in {result.seconds:.1f} s of ascent; wall time {wall:.1f} s")
+    print(f"{args.model} {args.layer}: {len(result)} OIPs, {recipe.steps} steps ({recipe.strategy}, "
+          f"seed {args.seed}) in {result.seconds:.1f} s of ascent; wall time {wall:.1f} s")
+    print(f"recipe: {recipe_text}" + ("" if args.preprocess == "standardize" else
+                                            f"; preprocess {args.preprocess}: OIPs are RGB in [0, 1]"))
     print(f"dead maps: {len(dead)} of {len(result)}" + (f" ({', '.join(map(str, dead))})" if dead else ""))
     for w in written:
         print(f"wrote {w}")
     return 0
+
+
+def layer_listing(infos) -> str:
+    """Layer names for a message, the layers of each nested model after its name: "conv1, conv2; in base:
+    base/block_1, base/block_2" (paths, so that each one can be given to --layer)."""
+    groups: dict[str, list[str]] = {}
+    for info in infos:
+        groups.setdefault(getattr(info, "group", ""), []).append(info.name)
+    parts = [", ".join(names) if not group else f"in {group}: {', '.join(names)}" for group, names in groups.items()]
+    return "; ".join(parts)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,21 +291,37 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--model", default="mnist",
                      help="'mnist', 'fashion', 'planted' or a .keras/.h5 file (default: mnist)")
     zoo.add_argument("--layer", default="Conv2D_3", help="a layer with maps (default: Conv2D_3)")
-    zoo.add_argument("--steps", type=int, default=400, help="ascent steps per map (default: 400)")
-    zoo.add_argument("--strategy", choices=("simple", "multiscale", "precursor"), default="simple")
+    zoo.add_argument("--no-rescue", action="store_true",
+                     help="report maps dead as the article's test finds them (default: a map that one of the shipped "
+                          "samples fires is re-run with a ReLU warm-up or a data start)")
+    zoo.add_argument("--recipe", choices=_RECIPES, default="article",
+                     help="how the image climbs: article (the article's: pixels, RMS step 0.01, 400 steps) or "
+                          "readable (Fourier image, standard transforms, Adam 0.05, 256 steps, blur, ReLU warm-up); "
+                          "the flags below override its settings (default: article)")
+    zoo.add_argument("--preprocess", choices=_PREPROCESS, default="standardize",
+                     help="the model's input convention: standardize (the article's per-image standardisation), "
+                          "unit ([0, 1]), byte ([0, 255]), tf ([-1, 1]), caffe, torch; with any but standardize the "
+                          "OIPs are RGB in [0, 1] (default: standardize)")
+    zoo.add_argument("--steps", type=int, help="ascent steps per map (default: the recipe's; article: 400)")
+    zoo.add_argument("--strategy", choices=("simple", "multiscale", "precursor"),
+                     help="start strategy (default: the recipe's; article: simple)")
     zoo.add_argument("--seed", type=int, default=0, help="seed of the start noise (default: 0)")
-    zoo.add_argument("--epsilon", type=float, default=0.01, help="step size (default: 0.01; Adam's learning rate)")
-    zoo.add_argument("--param", choices=("pixel", "fourier", "maco"), default="pixel",
-                     help="how the image climbs: pixel (the article's), fourier or maco (default: pixel)")
-    zoo.add_argument("--transforms", choices=("none", "standard"), default="none",
-                     help="robustness transforms at each step (default: none)")
-    zoo.add_argument("--optimizer", choices=("rms", "adam"), default="rms",
-                     help="rms (the article's step) or adam (default: rms)")
+    zoo.add_argument("--epsilon", type=float,
+                     help="step size, Adam's learning rate for adam (default: the recipe's; article: 0.01)")
+    zoo.add_argument("--param", choices=("pixel", "fourier", "maco"),
+                     help="how the image climbs: pixel (the article's), fourier or maco (default: the recipe's)")
+    zoo.add_argument("--transforms", choices=("none", "standard"),
+                     help="robustness transforms at each step (default: the recipe's; article: none)")
+    zoo.add_argument("--optimizer", choices=("rms", "adam"),
+                     help="rms (the article's step) or adam (default: the recipe's)")
     zoo.add_argument("--cols", type=int, default=8, help="tiles per row (default: 8)")
     zoo.add_argument("--cmap", default="viridis", help="matplotlib colour map (default: viridis)")
     zoo.add_argument("--contrast", action="store_true", help="contrast-enhanced tiles instead of plain ones")
     zoo.add_argument("--out", metavar="FILE", default="zoo.png", help="the PNG to write (default: zoo.png)")
     zoo.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    zoo.add_argument("--json", metavar="FILE",
+                     help="also write a JSON record: model, layer, preprocess, the recipe (its dict) and each map's "
+                          "status and final objective")
     zoo.set_defaults(run=_cmd_zoo)
     return parser
 

@@ -198,3 +198,53 @@ def test_zoo_command_model_directory_and_output_directory(tmp_path, capsys):
         cli.main(["zoo", "--strategy", "nope"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ recipe and preprocess (issue 19)
+def test_zoo_command_recipe_flags_override_it_and_the_record_says_it(small_model_file, tmp_path, capsys):
+    import html
+    import json
+
+    from oipwidgets.engine.recipe import Recipe
+
+    record, page = tmp_path / "zoo.json", tmp_path / "zoo.html"
+    argv = ["zoo", "--model", str(small_model_file), "--layer", "c1", "--recipe", "readable", "--steps", "6",
+            "--optimizer", "rms", "--out", str(tmp_path / "zoo.png"), "--json", str(record), "--html", str(page)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    want = Recipe.preset("readable").replace(steps=6, optimizer="rms")  # only the flags given override it
+    data = json.loads(record.read_text())
+    assert Recipe.from_dict(data["recipe"]) == want and data["recipe"] == want.to_dict()
+    assert data["recipe_name"] is None and data["preprocess"] == "standardize" and data["layer"] == "c1"
+    assert [m["map"] for m in data["maps"]] == list(range(5)) and all(m["steps"] <= 6 for m in data["maps"])
+    assert "recipe: readable with steps=6, optimizer='rms'" in out and f"wrote {record} (JSON record)" in out
+    text = page.read_text(encoding="utf-8")
+    check_page(text, n_rows=5)
+    assert "readable with steps=6" in text and html.escape(want.to_json()) in text  # the recipe, as its dict
+
+    assert cli.main(["zoo", "--model", str(small_model_file), "--layer", "c1", "--steps", "3",
+                     "--out", str(tmp_path / "a.png"), "--json", str(record)]) == 0
+    assert json.loads(record.read_text())["recipe"] == Recipe(steps=3).to_dict()  # default: the article's
+
+
+def test_zoo_command_preprocess(tmp_path, capsys):
+    import json
+
+    rgb = keras.Sequential([keras.Input((10, 10, 3)), keras.layers.Conv2D(3, 3, activation="relu", name="c"),
+                            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    path = tmp_path / "rgb.keras"
+    rgb.save(path)
+    record = tmp_path / "rgb.json"
+    argv = ["zoo", "--model", str(path), "--layer", "c", "--steps", "4", "--preprocess", "caffe",
+            "--out", str(tmp_path / "rgb.png"), "--json", str(record)]
+    assert cli.main(argv) == 0
+    assert "preprocess caffe: OIPs are RGB in [0, 1]" in capsys.readouterr().out
+    data = json.loads(record.read_text())
+    assert data["preprocess"] == "caffe" and all(0.0 <= m["saturated"] <= 1.0 for m in data["maps"])
+    # a convention the model cannot take is refused with the valid ones, before any ascent
+    assert cli.main(["zoo", "--steps", "3", "--preprocess", "torch", "--out", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"preprocess 'torch' .* needs 3 channels; this model takes 1\. Valid for it: 'standardize'", err)
+    with pytest.raises(SystemExit):
+        cli.main(["zoo", "--recipe", "fancy"])
+    assert "invalid choice: 'fancy' (choose from 'article', 'readable')" in capsys.readouterr().err

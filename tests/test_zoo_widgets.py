@@ -39,7 +39,10 @@ def test_zoo_covers_every_map_once_with_run_layer_images(mnist, zoo):
     r = zoo.result
     assert len(r) == 64 and sorted(r.maps) == list(range(64))
     reference = ow.OIPEngine(mnist, "Conv2D_3").run_layer(steps=40, seed=1)
-    np.testing.assert_allclose(r.images, reference.images, atol=1e-5)
+    cured = np.array(["cure" in res.params for res in r])
+    np.testing.assert_allclose(r.images[~cured], reference.images[~cured], atol=1e-5)
+    for m in np.flatnonzero(cured):  # re-run by the engine: dead or below its best example without the examples
+        assert reference[m].dead or reference[m].final_loss < r[m].params["best_example"]
     tiles = tiles_of(zoo)
     assert tiles.shape == (64, 28, 28)
     expected = np.stack([plain(im) for im in r.images])
@@ -174,7 +177,8 @@ def test_zoo_reruns_with_other_noise_settings(mnist):
     assert second[0].params["noise"] == "2 scales 3×3:1, 7×7:0.5"
     assert np.abs(second[0].start - first[0].start).max() > 0.1
     reference = ow.OIPEngine(mnist, "Conv2D_3").run_layer(steps=20, seed=1, noise=z.noise())
-    np.testing.assert_allclose(second.images, reference.images, atol=1e-5)
+    plain = np.array(["cure" not in r.params for r in second])  # (cured maps: the engine re-ran them)
+    np.testing.assert_allclose(second.images[plain], reference.images[plain], atol=1e-5)
     z.weights_text.value = "1"  # one weight for two scales: refused, settings kept
     assert z.status.startswith("error: MultiScaleNoise needs one weight per scale")
     assert z.noise_weights == [1.0, 0.5]

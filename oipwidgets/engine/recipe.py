@@ -147,6 +147,9 @@ class Recipe:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, Strategy) and value.name not in STRATEGIES:
+                raise ValueError(f"this recipe's strategy {value.describe()!r} holds data, which a recipe cannot "
+                                 f"store; use one of {', '.join(STRATEGIES)}")
             if isinstance(value, Strategy):
                 value = {"name": value.name, **{k.name: _plain(getattr(value, k.name)) for k in fields(value)}}
             elif isinstance(value, (Parameterization, Transform, Optimizer)):

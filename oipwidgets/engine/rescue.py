@@ -103,6 +103,8 @@ def rescue(engine, result: LayerResult, examples: np.ndarray, best: np.ndarray, 
         values = measure(again.images, idx)
         for k, r, value in zip(idx, again, values):
             r.params["activation"], r.params["best_example"] = float(value), float(best[k])
+            # the result records the recipe it was asked for (a data start's examples are no part of it)
+            r.params["recipe"], r.params["cure_recipe"] = results[k].params.get("recipe"), r.params.get("recipe")
             if _better(r, results[k]):
                 r.params["cure"] = label
                 results[k] = r

@@ -224,7 +224,7 @@ class Precursor(Strategy):
         return Outcome(state, snaps, cand[pick], plan)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class FromData(Strategy):
     """Start from real images: each image of the batch starts from ``mix`` × an example + (1 − mix) × its noise.
 
@@ -257,6 +257,9 @@ class FromData(Strategy):
 
     def describe(self):
         return f"data ({len(self.images)} examples, mix {self.mix:g})"
+
+    def __repr__(self):
+        return f"FromData({len(self.images)} examples, mix={self.mix:g}, pick={self.pick})"
 
     def chosen(self, job: Job) -> tuple[np.ndarray, np.ndarray]:
         """(examples (B, H, W, C), their indices (B,)): the best-scoring example for each image of the batch, or

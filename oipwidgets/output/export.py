@@ -1,7 +1,8 @@
 """Exports of an OIPResult: the final OIP as PNG, the snapshot grid as PNG, the emerging pattern as animated GIF.
 
 (The result itself goes to ``.npz`` with ``OIPResult.to_npz``.) Pictures use matplotlib colour maps and Pillow;
-each function returns the path written.
+each function returns the path written. An OIP with a ``value_range`` (RGB in [0, 1]) is drawn as it is in that
+range (its contrast-enhanced rendering is still stretched).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def save_png(result: OIPResult, path, *, cmap: str = "viridis", contrast: bool =
 
     path = writable_path(path)
     scale = check_int(scale, "scale (screen pixels per image pixel)")
-    Image.fromarray(_upscale(as_rgb(result.image, cmap, contrast), scale)).save(path, format="PNG")
+    Image.fromarray(_upscale(as_rgb(result.image, cmap, contrast, result.value_range), scale)).save(path, format="PNG")
     return path
 
 
@@ -60,7 +61,7 @@ def save_grid_png(result: OIPResult, path, *, cmap: str = "viridis", dpi: int = 
     for k, (img, title) in enumerate(zip(images, titles)):
         for row, contrast in enumerate((False, True)):
             ax = axes[row, k]
-            ax.imshow(as_rgb(img, cmap, contrast), interpolation="nearest")
+            ax.imshow(as_rgb(img, cmap, contrast, result.value_range), interpolation="nearest")
             ax.set_axis_off()
         axes[0, k].set_title(title, fontsize=7)
     where = result.params.get("layer"), result.params.get("map")
@@ -74,7 +75,8 @@ def save_gif(result: OIPResult, path, *, cmap: str = "viridis", scale: int = 6, 
     """The emerging pattern: start image then each snapshot as frames of an endlessly looping GIF."""
     from PIL import Image
 
-    frames = [Image.fromarray(_upscale(as_rgb(img, cmap), int(scale))) for img in [result.start, *result.snapshots]]
+    frames = [Image.fromarray(_upscale(as_rgb(img, cmap, value_range=result.value_range), int(scale)))
+              for img in [result.start, *result.snapshots]]
     path = writable_path(path)
     frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=int(frame_ms), loop=0)
     return path

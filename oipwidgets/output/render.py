@@ -5,7 +5,9 @@ rendering scales an image's own min..max to 0..1, and the enhanced one stretches
 (clipping the tails) and then applies a square-root-like gamma that lifts faint structure. Both land in [0, 1], so
 one colour scale serves both rows of a grid. ``plain`` and ``enhanced`` give one (H, W) picture (several channels:
 their mean); ``plain_display`` and ``enhanced_display`` do the same for grey images but keep the colour of 3-channel
-images ((H, W, 3), all channels stretched jointly so hues stay). The widgets send pictures as 8-bit PNG:
+images ((H, W, 3), all channels stretched jointly so hues stay). An image with a known range (``value_range``: RGB
+in [0, 1] for a model with a ``preprocess`` convention) is shown as it is in that range by ``plain_display`` and
+``as_rgb`` instead. The widgets send pictures as 8-bit PNG:
 ``to_rgb8`` turns display values into uint8 RGB (grey ones through a colour map), ``png_bytes`` encodes them
 (grey ones as a palette PNG of the colour map: one byte per pixel), ``tile_scale`` picks the on-screen size of a tile
 and ``downsample`` shrinks large images for display.
@@ -60,10 +62,16 @@ def _display_channels(image: np.ndarray) -> np.ndarray:
     return to_2d(image)
 
 
-def plain_display(image: np.ndarray) -> np.ndarray:
+def plain_display(image: np.ndarray, value_range: tuple | None = None) -> np.ndarray:
     """What a tile shows, plain: ``plain(image)`` (H, W) for one channel; for 3 channels (H, W, 3) in 0..1, the
-    image's min..max over ALL channels scaled to 0..1 (one stretch for the three channels: the hues stay)."""
+    image's min..max over ALL channels scaled to 0..1 (one stretch for the three channels: the hues stay).
+
+    value_range: (low, high) of the image's space (``OIPResult.value_range``: RGB (0, 1) for a model with a
+    ``preprocess`` convention): the image is then shown as it is in that range (low → 0, high → 1, clipped), with
+    no stretch of its own, so a dull OIP looks dull and an RGB OIP has the colours the model sees."""
     img = _display_channels(image)
+    if value_range is not None:
+        return _stretch(img, float(value_range[0]), float(value_range[1]))
     return _stretch(img, float(img.min()), float(img.max()))
 
 
@@ -192,13 +200,18 @@ def colorize(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
     return (rgba[..., :3] * 255 + 0.5).astype(np.uint8)
 
 
-def as_rgb(image: np.ndarray, cmap: str = "viridis", contrast: bool = False) -> np.ndarray:
-    """An OIP as uint8 RGB (H, W, 3): colour-mapped for one channel, min..max scaled colours for three."""
+def as_rgb(image: np.ndarray, cmap: str = "viridis", contrast: bool = False,
+           value_range: tuple | None = None) -> np.ndarray:
+    """An OIP as uint8 RGB (H, W, 3): colour-mapped for one channel, min..max scaled colours for three.
+    value_range: (low, high) of the image's space (see ``plain_display``): without ``contrast`` the image is shown
+    as it is in that range instead of stretched."""
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 3 and image.shape[-1] == 3:
-        lo, hi = float(image.min()), float(image.max())
-        return (_stretch(image, lo, hi) * 255 + 0.5).astype(np.uint8)
-    return colorize(enhanced(image) if contrast else plain(image), cmap)
+        lo, hi = (float(image.min()), float(image.max())) if value_range is None or contrast else value_range
+        return (_stretch(image, float(lo), float(hi)) * 255 + 0.5).astype(np.uint8)
+    if contrast:
+        return colorize(enhanced(image), cmap)
+    return colorize(plain(image) if value_range is None else plain_display(to_2d(image), value_range), cmap)
 
 
 def mosaic(tiles: np.ndarray, cols: int, gap: int = 1, fill: float = np.nan) -> np.ndarray:

@@ -95,7 +95,7 @@ def _figure(results, cols: int, cmap: str, contrast: bool, title):
         top = TITLE_H + row * TILE_H + _PAD_TOP  # pixels from the figure's top
         ax = fig.add_axes([x0 / width, 1 - (top + _IMG) / height, _IMG / width, _IMG / height])
         dead = res.status == "dead"
-        rgb = _dead_tile(res.image) if dead else as_rgb(res.image, cmap, contrast)
+        rgb = _dead_tile(res.image) if dead else as_rgb(res.image, cmap, contrast, res.value_range)
         ax.imshow(rgb, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])

@@ -15,10 +15,11 @@ from traitlets import Enum, Int, Unicode, validate
 
 from ..models.models import load_default_model
 from ..models.preprocessing import to_model_input
-from ..engine.probe import ensure_built, probeable_layers
+from ..engine.probe import Probe, ensure_built, make_probe, probeable_layers
 from ..engine.validation import check_index, check_int
 from ..output.render import COLORMAPS, plain_display, tile_scale
 from .base import check_layer, trait_check
+from .controls import layer_options
 from .layout import CONTROL_STYLE, section
 from .tilegrid import TileGrid
 
@@ -107,9 +108,11 @@ class ActivationViewer(widgets.VBox):
         return proposal["value"] and check_layer(proposal["value"], self._units, "dense layer", "; layers with units")
 
     # ------------------------------------------------------------------ numbers
-    def _probe(self, name: str) -> keras.Model:
+    def _probe(self, name: str) -> Probe:
+        """The layer's own output (after its activation: exactly what the model computes), also for a layer
+        inside a nested model (``name`` is its path)."""
         if name not in self._probes:
-            self._probes[name] = keras.Model(self.model.inputs[0], self.model.get_layer(name).output)
+            self._probes[name] = make_probe(self.model, name, pre_activation=False, fast=False)
         return self._probes[name]
 
     def activations(self, index: int | None = None) -> dict:
@@ -117,9 +120,9 @@ class ActivationViewer(widgets.VBox):
         ``dense`` (units,) of ``dense_layer``, ``probabilities`` (classes,) of the model output."""
         i = self.image_index if index is None else index
         x = self.inputs[i : i + 1]
-        out = {"maps": np.asarray(self._probe(self.layer)(x, training=False))[0]}
+        out = {"maps": np.asarray(self._probe(self.layer)(x))[0]}
         if self.dense_layer:
-            out["dense"] = np.asarray(self._probe(self.dense_layer)(x, training=False))[0]
+            out["dense"] = np.asarray(self._probe(self.dense_layer)(x))[0]
         out["probabilities"] = np.asarray(self.model(x, training=False))[0]
         return out
 
@@ -128,10 +131,10 @@ class ActivationViewer(widgets.VBox):
         style, width = CONTROL_STYLE, widgets.Layout  # each control keeps a readable width; the row wraps
         self.index_slider = widgets.IntSlider(min=0, max=len(self.images) - 1, description="image", style=style,
                                               layout=width(width="300px", min_width="220px"))
-        self.layer_dropdown = widgets.Dropdown(options=list(self._maps), description="maps of", style=style,
-                                               layout=width(width="260px", min_width="200px"))
-        self.dense_dropdown = widgets.Dropdown(options=list(self._units), description="units of", style=style,
-                                               layout=width(width="260px", min_width="200px"))
+        self.layer_dropdown = widgets.Dropdown(options=layer_options(self._maps), description="maps of",
+                                               style=style, layout=width(width="260px", min_width="200px"))
+        self.dense_dropdown = widgets.Dropdown(options=layer_options(self._units), description="units of",
+                                               style=style, layout=width(width="260px", min_width="200px"))
         for trait, control in [("image_index", self.index_slider), ("layer", self.layer_dropdown),
                                ("dense_layer", self.dense_dropdown)]:
             widgets.link((self, trait), (control, "value"))

@@ -4,7 +4,10 @@ The model (default: the shipped MNIST CNN) and its layers, the example images, o
 background ``Worker`` with its run ids, the settings as traits with their validators (``layer``, ``noise_scales``,
 ``noise_weights``, ``epsilon``, ``steps``, ``strategy``, ``seed``, ``colormap``), the read-only ``status`` and
 ``running``, the status line, and the skeleton of a run (``run``: check, cancel, start; ``_on_done``: show the
-result or the error).
+result or the error). How the image climbs is a ``Recipe`` (``recipe=`` a preset name, a Recipe or its dict): it
+sets the climb traits, and ``recipe`` is the Recipe of the traits that every run hands to the engine, with the
+example images (in the engine's image space) for the engine's rescue of maps that an example fires. ``preprocess=``
+names the model's input convention for every engine the widget makes (``engine/preprocess.py``).
 
 Construction follows ipywidgets' order, so no observer ever sees a half-built widget: plain attributes first, then
 the initial trait values (validated, no observer attached yet), then the view (``_build``), then the observers
@@ -13,6 +16,7 @@ the initial trait values (validated, no observer attached yet), then the view (`
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import ipywidgets as widgets
@@ -24,15 +28,16 @@ from ..engine.engine import MAX_EPSILON, OIPEngine
 from ..engine.examples import default_examples, top_k_all
 from ..engine.diversity import Diversity
 from ..engine.noise import DEFAULT_WEIGHTS, MultiScaleNoise
-from ..engine.objectives import Objective
 from ..engine.optimizers import OPTIMIZERS
 from ..engine.parameterizations import PARAMETERIZATIONS
-from ..engine.regularizers import TotalVariation
+from ..engine.probe import ensure_built, layer_key
+from ..engine.recipe import Recipe, recipe_for
 from ..engine.strategies import STRATEGIES
 from ..engine.validation import check_float, check_index, check_int, is_int
 from ..models.models import load_default_model
 from ..output.render import COLORMAPS
 from .controls import run_buttons, status_html, weights_for
+from .recipes import RECIPE_TRAITS, RESCUE_TOP, examples_in_space, recipe_from, recipe_traits, rescue_set, show_recipe
 from .worker import RunsInBackground, Worker
 
 __all__ = ["OIPWidgetBase", "trait_check", "check_layer", "close_tree"]
@@ -75,7 +80,8 @@ def close_tree(widget: widgets.Widget) -> None:
 class OIPWidgetBase(RunsInBackground, widgets.VBox):
     """Base of the widgets that run the engine on one layer of a model: settings, engines, worker, status.
 
-    A subclass declares its ``result`` trait and provides ``_build`` (the view: it calls ``_build_run_controls``),
+    A subclass declares its ``result`` trait and provides ``_build`` (the view: it calls ``_build_run_controls``
+    and ``recipes.recipe_controls``),
     ``_start(engine, noise, run_id)`` (prepare the view, return the job), ``_show_result(result)`` and
     ``_show_noise()``; it may extend ``_connect`` (call ``super()._connect()``) and ``_show_error``.
     """
@@ -92,7 +98,10 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
     param = Enum(tuple(PARAMETERIZATIONS), default_value="pixel", help="image representation: pixel, fourier, maco")
     transforms = Enum(("none", "standard"), default_value="none", help="robustness transforms at each step")
     optimizer = Enum(tuple(OPTIMIZERS), default_value="rms", help="'rms' (the article's step) or 'adam'")
-    smoothness = Float(0.0, help="weight of the total-variation penalty (0: none)")
+    smoothness = Float(0.0, help="weight of the total-variation penalty (0: none; the recipe's tv)")
+    blur = Float(0.0, help="weight of the blur penalty (0: none; the recipe's blur)")
+    warmup = Int(0, help="steps of redirected ReLU gradient at the start (0: none; the recipe's warmup)")
+    rescue = Bool(True, help="re-run maps that stay dead (or end below) although an example image fires them")
     diversity = Int(1, help="how many different OIPs of the map to grow side by side (1: one)")
     status = Unicode("ready", read_only=True)
     running = Bool(False, read_only=True)
@@ -104,16 +113,22 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
     _worker_name = "oipwidgets-worker"
     _worker: Worker | None = None  # until __init__ makes it: close() (also run by __del__) works on a failed init
 
-    def __init__(self, model: keras.Model | None = None, layer=None, *, input_shape=None, examples=None, **kwargs):
+    def __init__(self, model: keras.Model | None = None, layer=None, *, input_shape=None, examples=None, recipe=None,
+                 preprocess="standardize", **kwargs):
         self._worker = Worker(self._worker_name)
         self._run_id = 0
         self.model = load_default_model("mnist") if model is None else model
         self._input_shape = input_shape
-        infos = OIPEngine.layers(self.model, input_shape)
+        self._preprocess = preprocess  # checked by the first engine (in _set_initial)
+        self._recipe_base = recipe_for(recipe)  # fields without a trait come from it
+        self._recipe_given = recipe_traits(self._recipe_base)  # (a recipe the controls cannot show: refused now)
+        # the model with fixed image inputs: the model itself, a fixed-size copy, or a subclassed model's stand-in
+        self._built = ensure_built(self.model, input_shape)
+        infos = OIPEngine.layers(self._built)  # names are paths ("base/conv1") for layers inside nested models
         self._infos = {i.name: i for i in infos if i.kind in self._layer_kinds}
         if not self._infos:
             raise ValueError(self._no_layers.format(model=self.model.name))
-        self.examples = default_examples(self.model) if examples is None else np.asarray(examples)
+        self.examples = default_examples(self._built) if examples is None else np.asarray(examples)
         if self.examples is not None and len(self.examples) == 0:
             raise ValueError("examples is an empty image set; give at least one image or None")
         self._engines: dict[str, OIPEngine] = {}
@@ -147,15 +162,16 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         return "Conv2D_3" if "Conv2D_3" in self._infos else (maps[-1] if maps else next(iter(self._infos)))
 
     def _layer_name(self, layer) -> str:
-        """A layer given by name or by index into ``model.layers``; a bad index names the valid ones."""
-        if isinstance(layer, str):
-            return layer
-        names = list(self._infos)
-        indices = [i.index for i in self._infos.values()]
-        if not is_int(layer) or int(layer) not in indices:
+        """A layer given by name or path, by the plain name of a layer inside a nested model (when no other layer
+        has it), as the layer object, or by index into ``model.layers``; a bad index names the valid ones."""
+        if isinstance(layer, (str, keras.layers.Layer)):
+            key = layer_key(self._built, layer)
+            return key if isinstance(key, str) else layer.name  # an unknown one: the check lists the valid ones
+        pairs = [(n, i.index) for n, i in self._infos.items() if i.index is not None]
+        if not is_int(layer) or int(layer) not in [k for _, k in pairs]:
             raise TraitError(f"layer {layer!r} is not one this widget can show; give a name or an index into "
-                             f"model.layers: {', '.join(f'{n} ({k})' for n, k in zip(names, indices))}")
-        return self.model.layers[int(layer)].name
+                             f"model.layers: {', '.join(f'{n} ({k})' for n, k in pairs)}")
+        return layer_key(self._built, int(layer))
 
     def _set_initial(self, given: dict) -> None:
         """The default noise for the image size, then the trait values given as keywords (all validated); no
@@ -164,7 +180,7 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         scales, weights = list(MultiScaleNoise.for_size(h, w).scales), list(DEFAULT_WEIGHTS)
         with self.hold_trait_notifications():
             self.noise_scales, self.noise_weights = scales, weights
-            for name, value in given.items():
+            for name, value in {**self._recipe_given, **given}.items():  # the recipe, then the keywords over it
                 setattr(self, name, value)
             if "noise_scales" in given and "noise_weights" not in given:
                 self.noise_weights = weights_for(self.noise_scales, scales, weights)
@@ -173,11 +189,16 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         """Attach the observers (after ``_build``: they may use every control)."""
         self.observe(self._on_noise_scales, names="noise_scales")
         self.observe(lambda change: self._show_noise(), names="noise_weights")
+        self.observe(lambda change: show_recipe(self), names=list(RECIPE_TRAITS))  # the recipe dropdown follows
 
     # ------------------------------------------------------------------ validation of the settings
     @validate("layer")
     def _check_layer(self, proposal):
-        return check_layer(proposal["value"], self._infos, valid=self._layers_text)
+        value = proposal["value"]
+        if value not in self._infos and isinstance(value, str):  # a nested layer's plain name: its path
+            value = layer_key(self._built, value)
+        return check_layer(value if isinstance(value, str) else proposal["value"], self._infos,
+                           valid=self._layers_text)
 
     @validate("steps")
     def _check_steps(self, proposal):
@@ -194,6 +215,14 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
     @validate("smoothness")
     def _check_smoothness(self, proposal):
         return trait_check(check_float, proposal["value"], "smoothness", positive=False, high=100.0)
+
+    @validate("blur")
+    def _check_blur(self, proposal):
+        return trait_check(check_float, proposal["value"], "blur", positive=False, high=100.0)
+
+    @validate("warmup")
+    def _check_warmup(self, proposal):
+        return trait_check(check_int, proposal["value"], "warmup (steps)", low=0)
 
     @validate("diversity")
     def _check_diversity(self, proposal):
@@ -214,15 +243,61 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
         return trait_check(check_index, value, info.size, what.replace("map", kind, 1),
                            f"layer {self.layer!r} has {info.size} {kind}s")
 
-    def _climb(self, objective: Objective, n: int) -> dict:
-        """The run keywords for the climb settings: param, transforms, optimizer and the objective with its
-        smoothness and diversity terms added (``objective`` for ``n`` images)."""
-        if self.smoothness > 0:
-            objective = objective - self.smoothness * TotalVariation()
+    # ------------------------------------------------------------------ the recipe
+    @property
+    def recipe(self) -> Recipe:
+        """How the widget's OIPs are made: the ``Recipe`` of the climb traits (``steps``, ``epsilon``, ``strategy``,
+        ``param``, ``transforms``, ``optimizer``, ``smoothness`` = its ``tv`` weight, ``blur``, ``warmup``), its
+        other fields from the recipe the widget was given (or the preset last picked). Read-only: set the traits,
+        or all of them at once with ``use_recipe``. ``recipe.name()`` is the preset it equals, or None."""
+        return recipe_from(self._recipe_base, self)
+
+    def use_recipe(self, recipe) -> Recipe:
+        """Set the climb traits from ``recipe`` ("article", "readable", a ``Recipe`` or its dict; an error names the
+        valid ones), as picking a preset in the recipe dropdown does; returns ``self.recipe``."""
+        values, old = recipe_traits(recipe), self._recipe_base
+        self._recipe_base = recipe_for(recipe)  # first: the trait observers see the new recipe
+        try:
+            with self.hold_trait_notifications():
+                for name, value in values.items():
+                    setattr(self, name, value)
+        except Exception:
+            self._recipe_base = old
+            raise
+        if hasattr(self, "recipe_dropdown"):  # (fields without a trait may have changed alone)
+            show_recipe(self)
+        return self.recipe
+
+    @property
+    def preprocess(self):
+        """The model's input convention given to every engine ("standardize", "unit", "byte", "tf", "caffe",
+        "torch" or a callable): OIPs are RGB in [0, 1] for all but "standardize"."""
+        return self._preprocess
+
+    def _climb(self, engine: OIPEngine, maps, n: int = 1) -> dict:
+        """The run keywords of the current settings for ``maps`` (map indices, or one map n times): the ``recipe``,
+        the ``objective`` (None: each map's mean; for n > 1 OIPs of one map, their means plus the diversity term)
+        and the ``examples`` for the engine's rescue (none for a diverse run: its images climb together, none can be
+        re-run alone)."""
         if n > 1:
-            objective = objective + DIVERSITY_WEIGHT * Diversity()
-        return {"param": self.param, "transforms": None if self.transforms == "none" else self.transforms,
-                "optimizer": self.optimizer, "objective": objective}
+            objective = engine.objective(np.asarray(maps)) + DIVERSITY_WEIGHT * Diversity()
+            return {"recipe": self.recipe, "objective": objective, "examples": None}
+        return {"recipe": self.recipe, "objective": None, "examples": self._rescue_examples(maps)}
+
+    def _rescue_examples(self, maps) -> np.ndarray | None:
+        """The example images, in the engine's image space, that the engine's rescue checks ``maps`` against: the
+        best RESCUE_TOP examples of each map, at most RESCUE_EXAMPLES (64) in all (``recipes.rescue_set``: each
+        map's best first). None without examples or with ``rescue`` off."""
+        if not self.rescue or self.examples is None:
+            return None
+        picked = rescue_set(self._top_k(min(RESCUE_TOP, len(self.examples))), np.atleast_1d(maps))
+        return examples_in_space(self._engine().mode, self.examples[picked])
+
+    @property
+    def _value_range(self) -> tuple | None:
+        """(low, high) of the engine's images (RGB (0, 1) with a preprocess convention); None: unbounded, shown
+        stretched."""
+        return self._engine().mode.value_range
 
     # ------------------------------------------------------------------ noise, engines, examples
     def noise(self) -> MultiScaleNoise:
@@ -236,14 +311,23 @@ class OIPWidgetBase(RunsInBackground, widgets.VBox):
     def _engine(self, layer: str | None = None) -> OIPEngine:
         name = layer or self.layer
         if name not in self._engines:
-            self._engines[name] = OIPEngine(self.model, name, input_shape=self._input_shape)
+            self._engines[name] = OIPEngine(self.model, name, input_shape=self._input_shape,
+                                            preprocess=self._preprocess)
         return self._engines[name]
 
     def _top_k(self, k: int) -> list:
         """The ``TopK`` of every map of the current layer among the examples (computed once per layer and k)."""
         key = (self.layer, k)
         if key not in self._topk:
-            self._topk[key] = top_k_all(self._engine(), None, self.examples, k=k)
+            engine = self._engine()
+            if engine.mode.name == "standardize":
+                self._topk[key] = top_k_all(engine, None, self.examples, k=k)
+            else:  # the examples as the model takes them under the engine's convention; the TopK keeps them raw
+                import tensorflow as tf
+
+                x = np.asarray(engine.mode.to_model(tf.constant(examples_in_space(engine.mode, self.examples))))
+                self._topk[key] = [dataclasses.replace(t, images=np.asarray(self.examples)[t.indices])
+                                   for t in top_k_all(engine, None, x, k=k, preprocess=False)]
         return self._topk[key]
 
     @property

@@ -20,7 +20,7 @@ from ..engine.strategies import STRATEGIES
 from ..output.render import COLORMAPS
 
 __all__ = ["parse_scales", "format_scales", "parse_weights", "format_weights", "weights_for", "bind",
-           "add_setting_controls", "run_buttons", "status_html", "STATUS_COLOURS"]
+           "add_setting_controls", "layer_options", "run_buttons", "status_html", "STATUS_COLOURS"]
 
 #: Colours of the status line by kind of message; anything else is drawn in dark grey.
 STATUS_COLOURS = {"error": "#b00020", "dead": "#b00020", "nonfinite": "#b00020", "stopped": "#a06000"}
@@ -111,6 +111,15 @@ def bind(owner, name: str, control: widgets.Widget, on_error) -> None:
     control.observe(to_owner, names="value")
 
 
+def layer_options(layers) -> list:
+    """The options of a layer dropdown: the layer names, or, when some layers sit inside a nested model, (label,
+    name) pairs whose label shows the model ("mobilenetv2_1.00_96 / block_6_expand_relu"; the value stays the
+    path). ``layers``: names, or a dict name → ``LayerInfo``."""
+    names = list(layers)
+    labels = [getattr(layers[n], "label", n) if isinstance(layers, dict) else n for n in names]
+    return names if labels == names else list(zip(labels, names))
+
+
 #: The control of each shared setting: the owner's attribute for it, and how to make it (from the layer names and
 #: the style and layout keywords).
 _CONTROLS = {
@@ -144,14 +153,14 @@ def add_setting_controls(owner, widths: dict, *, style: dict, layers, on_error, 
     the owner's attribute (``layer_dropdown``, ``steps_text``, ``seed_text``, ``strategy_dropdown``,
     ``colormap_dropdown``, ``epsilon_slider``, ``param_dropdown``, ``transforms_dropdown``, ``optimizer_dropdown``,
     ``smoothness_text``, ``diversity_text``) and ``bind`` it to the trait, refused values going to ``on_error``.
-    layers: the names the layer dropdown offers; extra: trait name → a control the owner made, bound the same way."""
+    layers: the names the layer dropdown offers (or name → LayerInfo: nested layers labelled by model); extra: trait name → a control the owner made, bound the same way."""
     controls = dict(extra or {})
     for name, width in widths.items():
         attr, make = _CONTROLS[name]
         layout = ({} if width is None else
                   {"layout": widgets.Layout(width="auto", min_width="0") if width == "fill" else
                    widgets.Layout(width=width)})
-        controls[name] = make(list(layers), style=style, **layout)
+        controls[name] = make(layer_options(layers), style=style, **layout)
         setattr(owner, attr, controls[name])
     for name, control in controls.items():
         bind(owner, name, control, on_error)

@@ -19,7 +19,6 @@ import numpy as np
 from traitlets import Instance, Int, validate
 
 from ..engine.result import OIPResult, status_summary
-from ..engine.strategies import strategy_for
 from ..output.render import enhanced_display, plain_display, tile_scale
 from .base import OIPWidgetBase
 from .controls import add_setting_controls, format_scales, parse_scales
@@ -27,6 +26,7 @@ from .curves import LossCurves
 from .exports import ExportsResult
 from .layout import CONTROL_STYLE, fill, main_row, panel, refit, section, view_column
 from .legend import GAMMA, PERCENTILES, colour_bar, display_range, value_table
+from .recipes import CURE_TEXT, cure_note, cure_sentence, recipe_controls
 from .tilegrid import ROW_LABEL_PX, TileGrid, reuse_grid
 
 __all__ = ["OIPExplorer", "parse_scales", "format_scales"]
@@ -44,6 +44,12 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
     model: a ``keras.Model`` (image input) or None for ``load_default_model("mnist")``; layer: the layer to start
     on (default ``Conv2D_3`` when the model has it, else its last layer with maps). ``explorer.run(wait=True)``
     runs from code and returns the ``OIPResult``; ``save_png``, ``save_grid_png``, ``save_gif``, ``save_npz`` export it.
+    recipe: how the image climbs ("article", the default, "readable", a ``Recipe`` or its dict): sets the climb
+    traits (keywords given beside it override them); ``explorer.recipe`` is the Recipe of the traits.
+    preprocess: the model's input convention ("standardize", "unit", "byte", "tf", "caffe", "torch" or a callable);
+    with any but "standardize" OIPs are RGB in [0, 1], drawn as they are (no stretch) in the "image" row.
+    examples: raw images of the model's data; the map's top-k are shown, and a run whose map stays dead (or ends
+    below them) although they fire it is re-run with a cure (``rescue``; the tiles and the status say so).
     """
 
     map_index = Int(0, help="map (or unit) of the layer")
@@ -53,6 +59,7 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
                  **kwargs):
         self._k = int(k)
         self._live: dict = {}
+        self._cure = ""  # the detail view's sentence on the cure of the run shown (recipes.cure_sentence)
         super().__init__(model, layer, input_shape=input_shape, examples=examples, **kwargs)
 
     @property
@@ -104,9 +111,11 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         add_setting_controls(self, dict.fromkeys(("param", "transforms", "optimizer", "smoothness", "diversity"),
                                                  "fill"), style=CONTROL_STYLE, layers=self._infos,
                              on_error=self._report)
+        recipe_controls(self, CONTROL_STYLE, fill, self._report)
         self.advanced = widgets.Accordion(
-            children=[widgets.VBox([self.param_dropdown, self.transforms_dropdown, self.optimizer_dropdown,
-                                    self.smoothness_text, self.diversity_text], layout=widgets.Layout(width="100%"))],
+            children=[widgets.VBox([self.recipe_dropdown, self.param_dropdown, self.transforms_dropdown,
+                                    self.optimizer_dropdown, self.smoothness_text, self.blur_text, self.warmup_text,
+                                    self.diversity_text], layout=widgets.Layout(width="100%"))],
             titles=("how the image climbs",), selected_index=None, layout=fill())
         controls = panel([
             section("model & layer", [self.layer_dropdown, self.map_slider]),
@@ -164,10 +173,17 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         return self.grid.index(2 * band + int(row), col)
 
     def _show_legend(self):
-        colour = self._engine().input_shape[-1] == 3
-        colours = ("colour: RGB, stretched over all channels" if colour else
-                   "colours: " + colour_bar(self.colormap, "lowest", "highest value"))
-        self.legend.value = (f"<small><b>image</b>: each tile from its lowest to its highest value · "
+        colour, span = self._engine().input_shape[-1] == 3, self._value_range
+        if span is None:  # unbounded (standardised) images: each tile stretched on its own
+            image = "each tile from its lowest to its highest value"
+            colours = ("colour: RGB, stretched over all channels" if colour else
+                       "colours: " + colour_bar(self.colormap, "lowest", "highest value"))
+        else:  # the image as it is in its range (RGB in [0, 1] for a preprocess convention)
+            ends = f"{span[0]:g}", f"{span[1]:g}"
+            image = "as it is in {}–{}, not stretched".format(*ends)
+            colours = ("colour: RGB {} → {}".format(*ends) + " per channel (the model's image)" if colour else
+                       "colours: " + colour_bar(self.colormap, *ends))
+        self.legend.value = (f"<small><b>image</b>: {image} · "
                              f"<b>contrast</b>: {PERCENTILES[0]:g}–{PERCENTILES[1]:g} percentile, γ {GAMMA:g} · "
                              f"{colours} · click a tile for its values</small>")
 
@@ -191,17 +207,19 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         contrast = bool(row)
         grid = reuse_grid(self.tile_detail, 1, 1, (h, w), scheme=self.colormap,
                           scale=float(np.clip(DETAIL_PX / max(h, w), 1.0, 8.0)), css_class="oip-tile-detail")
-        grid.set_tile(0, (enhanced_display if contrast else plain_display)(image), "")
+        span = None if contrast else self._value_range
+        grid.set_tile(0, enhanced_display(image) if contrast else plain_display(image, span), "")
         if grid is not self.tile_detail:
             self._own(grid.figure)
         self.tile_detail = grid
-        low, high = display_range(image, contrast)
+        low, high = display_range(image, contrast) if span is None else span
         ends = (f"{low:.3g}", f"{high:.3g}" + (f" (γ {GAMMA:g})" if contrast else ""))
         colours = ("RGB: " + "{} → {}".format(*ends) if image.ndim == 3 and image.shape[-1] == 3 else
                    colour_bar(self.colormap, *ends))
         objective = "" if loss is None else f", objective {loss:.4g}"
+        cure = f"{self._cure}<br>" if self._cure else ""
         self.tile_detail_text.value = (f"<div style='margin-left:8px'><b>{html.escape(label)}</b>{objective}<br>"
-                                       f"{'contrast' if contrast else 'image'}: {colours}<br>"
+                                       f"{cure}{'contrast' if contrast else 'image'}: {colours}<br>"
                                        f"{value_table(image)}</div>")
         self.tile_detail_box.children = [grid.figure, self.tile_detail_text]
         self.grid.select(self.tile_index(row, k))
@@ -289,11 +307,10 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
     # ------------------------------------------------------------------ running
     def _planned_snapshots(self) -> list[int]:
         """The steps the strategy will snapshot for the current settings (one column of the grid each)."""
-        return strategy_for(self.strategy).snapshot_plan(self.steps, self.noise())
+        return self.recipe.strategy_object().snapshot_plan(self.steps, self.noise())
 
     def _start(self, engine, noise, run_id):
-        args = dict(map_index=self.map_index, steps=self.steps, epsilon=self.epsilon, noise=noise, seed=self.seed,
-                    strategy=self.strategy)
+        args = dict(map_index=self.map_index, noise=noise, seed=self.seed)
         planned = self._planned_snapshots()
         self._prepare_view(planned)
         self._set_status(f"running: {self.layer} {self._kind} {self.map_index}, {self.strategy}, {noise.describe()}")
@@ -303,7 +320,7 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
 
         n = self.diversity  # n > 1: n different OIPs of the map, grown together (the first one fills the grid)
         self._diverse = []
-        climb = self._climb(engine.objective(np.full(n, self.map_index) if n > 1 else self.map_index), n)
+        climb = self._climb(engine, np.full(n, self.map_index) if n > 1 else [self.map_index], n)
         seeds = [self.seed + k for k in range(n)]
 
         def job(cancel):
@@ -325,17 +342,19 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         with self.grid.figure.hold_sync():
             self.grid.clear()
         self._shown = {}
+        self._cure = ""
         self._hide_tile_detail()
         self.curves.clear()
         self.details_box.layout.display = "none"
 
     def _draw_tile(self, k: int, image, label: str, loss: float | None = None):
-        """Snapshot column ``k``: the image labelled ``label`` (its step) on top, its contrast rendering labelled
-        with the objective below (colour images in colour, grey ones through the colour map; a tile already showing
-        this is not sent). The image is kept for the detail view."""
+        """Snapshot column ``k``: the image labelled ``label`` (its step) on top (as it is in the engine's value
+        range when it has one, else stretched), its contrast rendering labelled with the objective below (colour
+        images in colour, grey ones through the colour map; a tile already showing this is not sent). The image is
+        kept for the detail view."""
         image = np.asarray(image)
         self._shown[int(k)] = (image, label, loss)
-        self.grid.set_tile(self.tile_index(0, k), plain_display(image), label)
+        self.grid.set_tile(self.tile_index(0, k), plain_display(image, self._value_range), label)
         self.grid.set_tile(self.tile_index(1, k), enhanced_display(image), "" if loss is None else f"obj {loss:.3g}")
 
     def _on_progress(self, p, run_id):
@@ -369,10 +388,12 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
         if self._grid_shape(self.n_columns) != self._grid_shape(cols):  # e.g. fewer snapshots: a dead map, a stop
             self._make_grid(cols)
         self.n_columns = cols
+        self._cure = cure_sentence(r, self._kind)
+        mark = "↻ " if self._cure else ""  # a map the engine re-ran with a cure: its snapshots are the re-run's
         with self.grid.figure.hold_sync(), self.loss_figure.hold_sync():
             # tiles drawn live with the same image are not sent again; tiles beyond the result are hidden
             for k, (step, img, loss) in enumerate(zip(r.snapshot_steps, r.snapshots, r.snapshot_losses)):
-                self._draw_tile(k, img, f"step {int(step)}", float(loss))
+                self._draw_tile(k, img, f"{mark}step {int(step)}", float(loss))
             for k in range(cols, self.grid.rows // 2 * self.grid.cols):
                 self._shown.pop(k, None)
                 for row in (0, 1):
@@ -380,7 +401,9 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
             self.curves.result(r.losses, r.params.get("conv_criterion", 5e-4), r.converged_at)
         self.progress.value, self.progress.description = 1.0, f"{r.steps} steps"
         self.progress.bar_style = BAR_STYLES.get(r.status, "success")
-        self._set_status(status_summary(r), r.status)
+        cure = r.params.get("cure")  # the engine re-ran the map with a cure: say which and why
+        self._set_status(status_summary(r) + (f" · {cure_note(r)}: this {self._kind} {CURE_TEXT[cure]}" if cure
+                                              else ""), r.status)
         self._show_diverse()
 
     def _show_diverse(self):
@@ -394,7 +417,7 @@ class OIPExplorer(ExportsResult, OIPWidgetBase):
                           scale=tile_scale(h, w), css_class="oip-diverse")
         with grid.figure.hold_sync():
             for k, r in enumerate(results):
-                grid.set_tile(k, plain_display(r.image), f"seed {r.params['seed']}: {r.final_loss:.3g}")
+                grid.set_tile(k, plain_display(r.image, r.value_range), f"seed {r.params['seed']}: {r.final_loss:.3g}")
         if grid is not self.diverse_grid:
             self._own(grid.figure)
         self.diverse_grid = grid

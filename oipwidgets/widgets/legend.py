@@ -4,7 +4,8 @@ an image (per channel) as a small table. HTML only (no widget of its own), so an
 
 A tile is stretched on its own (``render.plain_display``: its lowest value → the colour map's first colour, its
 highest → the last; ``render.enhanced_display``: the 2nd and 98th percentiles, then γ 0.6), so the numbers at the
-ends of a tile's colour bar are that tile's own.
+ends of a tile's colour bar are that tile's own, unless the image has a range of its own (``OIPResult.value_range``,
+RGB in [0, 1] with a ``preprocess`` convention): the plain tile then shows it as it is, and the bar says that range.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ that holds 8-bit PNG bytes made in Python, so updating one tile sends only that 
   (``scheme``, a matplotlib name as in ``render.COLORMAPS``) over its colour range ``colors.min..colors.max``
   (default 0..1) and sent as palette PNGs (one byte per pixel).
 * Colour tiles ((h, w, 3) display values in the colour range) are shown as RGB, without colour map.
-* Tiles are drawn ``scale`` screen pixels per image pixel (``render.tile_scale`` gives ~84–140 px a tile). A tile
+* Tiles are drawn ``scale`` screen pixels per image pixel in x and in y, so they keep the image's aspect ratio
+  (``tile_box`` says where bqplot draws one; ``render.tile_scale`` gives ~84–140 px a tile). A tile
   drawn smaller than its image (``scale`` < 1, e.g. 224-px images at ×0.5) is area-averaged down to at most
   ``png_scale`` (1.25) × its screen size before encoding: a 224×224×3 tile (112 px on screen) becomes a 140×140
   PNG, at most ~60 KB even for pure noise instead of ~150 KB, so the explorer's largest live update (the start
@@ -34,6 +35,7 @@ from ipywidgets import Layout, widget_serialization
 from traitlets import Instance
 
 from ..output.render import downsample, plain_display, png_bytes, png_pixels, tile_scale, to_rgb8
+from .geometry import screen_box
 from .mosaic import Mosaic
 
 __all__ = ["TileGrid", "Tile", "ImageMosaic", "reuse_grid", "PNG_SCALE"]
@@ -42,6 +44,8 @@ __all__ = ["TileGrid", "Tile", "ImageMosaic", "reuse_grid", "PNG_SCALE"]
 PNG_SCALE = 1.25
 #: Screen pixels under each tile for its label, and left of the rows for the row labels (10-px text).
 LABEL_PX, ROW_LABEL_PX = 16, 18
+#: Screen pixels of blank margin around the tiles, on each side of the figure.
+MARGIN_PX = 4
 _EMPTY = png_bytes(np.full((1, 1, 3), 255, np.uint8))
 
 
@@ -119,8 +123,9 @@ class TileGrid:
             raise ValueError(f"row_labels needs one label per row ({self.rows}); got {len(self.row_labels)}")
         self.margin = 0.0 if self.row_labels is None else ROW_LABEL_PX / self.scale
         self._click, self.row_label_mark = None, None
-        self.xs = LinearScale(min=0.0, max=float(self._width))
-        self.ys = LinearScale(min=0.0, max=float(self._height), reverse=True)
+        # no padding: bqplot would shrink both scales by the click squares' half size in px, squeezing the tiles
+        self.xs = LinearScale(min=0.0, max=float(self._width), allow_padding=False)
+        self.ys = LinearScale(min=0.0, max=float(self._height), reverse=True, allow_padding=False)
         #: the colour range of grey tiles (values ``min`` → first colour of the map, ``max`` → last) and the map;
         #: a change applies to the tiles drawn after it (``set_range`` redraws the shown ones)
         self.colors = SimpleNamespace(min=0.0, max=1.0, scheme=scheme)
@@ -152,16 +157,20 @@ class TileGrid:
                                 unselected_style={"opacity": 0.02})
             self.hits.observe(self._on_hit, "selected")
             marks.append(self.hits)
-        width, height = self._width * self.scale, self._height * self.scale
+        # the element's size is the plot area plus the margins, and its aspect ratio (which bqplot applies to the
+        # element) is that of the whole element: at its own size the tiles are exactly scale × their pixels, and a
+        # figure made smaller keeps their shape; it is not shrunk by a flex row (its box scrolls instead)
+        width = round(self._width * self.scale) + 2 * MARGIN_PX
+        height = round(self._height * self.scale) + 2 * MARGIN_PX
         self.figure = Figure(
             marks=marks,
             axes=[],
-            fig_margin={"top": 4, "bottom": 4, "left": 4, "right": 4},
+            fig_margin=dict.fromkeys(("top", "bottom", "left", "right"), MARGIN_PX),
             padding_x=0.0,
             padding_y=0.0,
-            min_aspect_ratio=self._width / self._height,
-            max_aspect_ratio=self._width / self._height,
-            layout=Layout(width=f"{width + 8:.0f}px", height=f"{height + 8:.0f}px"),
+            min_aspect_ratio=width / height,
+            max_aspect_ratio=width / height,
+            layout=Layout(width=f"{width}px", height=f"{height}px", min_width=f"{width}px", flex="0 0 auto"),
             background_style={"fill": "white"},
         )
         if css_class:
@@ -178,6 +187,12 @@ class TileGrid:
     def _origin(self, i: int) -> tuple[float, float]:
         r, c = divmod(i, self.cols)
         return self.margin + c * (self.w + self.gap), r * (self.h + self.label_space + self.gap)
+
+    def tile_box(self, i: int = 0) -> tuple[float, float, float, float]:
+        """(left, top, width, height) in CSS px of tile i's image inside the plot area, as bqplot draws it at the
+        figure's layout size (``geometry.screen_box``): ``scale`` × (w, h) for every tile shape."""
+        x0, y0 = self._origin(int(i))
+        return screen_box(self.figure, self.xs, self.ys, (x0, x0 + self.w), (y0, y0 + self.h))
 
     def on_click(self, callback) -> None:
         """``callback(i)`` when tile i is clicked (the grid must be made with ``clickable=True``); ``callback(None)``
@@ -346,21 +361,17 @@ class ImageMosaic(Mosaic):
         self.colors.close()
         self.heatmap = self.colors = None
         self.image = Tile(scales={"x": self.xs, "y": self.ys}, interactions={})
-        self.figure.marks = [self.image, self.labels, self.hits]
+        self.figure.marks = [self.image, self.labels, self.notes, self.hits]
         self.scale = 1.0
 
-    def layout(self, order, tile_shape, cols: int) -> None:
-        h, w = (int(s) for s in tile_shape)
+    def screen_scale(self, h: int, w: int) -> float:
+        """``render.tile_scale``: ~84–140 px a tile, large images shrunk."""
         self.scale = tile_scale(h, w)
-        super().layout(order, tile_shape, cols)
-        width, height = float(self.xs.max), float(self.ys.max)
-        with self.figure.hold_sync():
-            self.figure.layout.width = f"{width * self.scale + 8:.0f}px"
-            self.figure.layout.height = f"{height * self.scale + 8:.0f}px"
-            self.hits.default_size = int((min(h, w) * self.scale) ** 2)
+        return self.scale
 
-    def draw(self, tiles: np.ndarray, labels=None, red=None) -> None:
-        """Tiles (n, h, w[, 3]) in 0..1 (below 0: blank) in item order; ``labels``/``red`` as ``Mosaic.draw``."""
+    def draw(self, tiles: np.ndarray, labels=None, red=None, notes=None) -> None:
+        """Tiles (n, h, w[, 3]) in 0..1 (below 0: blank) in item order; ``labels``/``red``/``notes`` as
+        ``Mosaic.draw``."""
         h, w, gap, label = self.tile
         tiles = np.asarray(tiles, np.float32)
         n = len(self.order)
@@ -387,6 +398,7 @@ class ImageMosaic(Mosaic):
             if labels is not None:
                 self.labels.text = list(labels)
                 self.labels.colors = ["#d00000" if r else "#333333" for r in (red or [False] * n)]
+                self.notes.text = list(notes) if notes is not None else [""] * n
 
     def pixels(self) -> np.ndarray:
         return png_pixels(self.image.image.value)

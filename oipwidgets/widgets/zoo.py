@@ -5,6 +5,8 @@ The mosaic is a single ``bqplot.HeatMap`` (tiles separated by blank gaps; for co
 mean activation, dead maps in red. An invisible ``Scatter`` of one square per tile takes the clicks: clicking a tile
 sets ``selected`` (a trait), shows that map's OIP beside the dataset images that activate it most (top-k), and
 ``open_explorer()`` opens it in an ``OIPExplorer``. Settings, engines, worker and status are ``OIPWidgetBase``'s.
+A map that stays dead (or ends below its best example) although an example image fires it is re-run by the engine
+with a cure; its tile says which ("↻ warm-up", "↻ data start"), and so do the detail view and the status line.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .base import OIPWidgetBase, close_tree, trait_check
 from .controls import add_setting_controls, format_scales, format_weights, parse_scales, parse_weights
 from .layout import CONTROL_STYLE, fill, refit, section
 from .mosaic import Mosaic
+from .recipes import cure_note, cure_sentence, cure_summary, recipe_controls
 from .tilegrid import ImageMosaic, reuse_grid
 
 __all__ = ["LayerZoo"]
@@ -38,8 +41,12 @@ class LayerZoo(OIPWidgetBase):
     """All OIPs of one layer (default ``Conv2D_3`` of the shipped MNIST model) with a progress bar.
 
     examples: raw images (N, H, W[, C]) whose top-k per map are shown for the selected map (default: the shipped
-    MNIST samples for 28×28×1 models; pass e.g. ``datasets.samples("fashion")[0]``). ``zoo.run(wait=True)`` runs from
-    code and returns the ``LayerResult``.
+    MNIST samples for 28×28×1 models; pass e.g. ``datasets.samples("fashion")[0]``); the best of them also go to the
+    engine's rescue of maps they fire (``rescue``). ``zoo.run(wait=True)`` runs from code and returns the
+    ``LayerResult``. recipe: "article" (the default), "readable", a ``Recipe`` or its dict (sets the climb traits;
+    ``zoo.recipe`` is the Recipe of the traits). preprocess: the model's input convention, as for ``OIPEngine``
+    ("standardize", "unit", "byte", "tf", "caffe", "torch" or a callable): OIPs are then RGB in [0, 1], drawn as
+    they are.
     """
 
     layer = Unicode(help="the layer whose maps are shown")
@@ -88,6 +95,7 @@ class LayerZoo(OIPWidgetBase):
                                                   "optimizer", "smoothness"), "fill"),
                              style=style, layers=self._infos, on_error=self._report,
                              extra={"sort": self.sort_buttons, "contrast": self.contrast_box})
+        recipe_controls(self, style, fill, self._report)
         self._build_run_controls()
         refit(self.seed_text, flex="1 1 auto")
         refit(self.new_seed_button, flex="0 0 auto", min_width="auto")
@@ -111,8 +119,9 @@ class LayerZoo(OIPWidgetBase):
             [section("start noise", [self.scales_text, self.weights_text,
                                      widgets.HBox([self.seed_text, self.new_seed_button], layout=fill())]),
              section("run", [widgets.HBox([self.run_button, self.stop_button], layout=fill()), self.progress])],
-            [section("ascent", [self.steps_text, self.strategy_dropdown, self.param_dropdown,
-                                self.transforms_dropdown, self.optimizer_dropdown, self.smoothness_text])],
+            [section("ascent", [self.recipe_dropdown, self.steps_text, self.strategy_dropdown, self.param_dropdown,
+                                self.transforms_dropdown, self.optimizer_dropdown, self.smoothness_text,
+                                self.blur_text, self.warmup_text])],
         ]
         self.children = [
             widgets.HBox([widgets.VBox(c, layout=widgets.Layout(width=SECTION_WIDTH, flex=f"0 1 {SECTION_WIDTH}",
@@ -140,9 +149,12 @@ class LayerZoo(OIPWidgetBase):
         self.mosaic.select(self.selected)
 
     def _render(self, images: np.ndarray) -> np.ndarray:
-        """Display values of the tiles: (n, h, w) for grey images, (n, h, w, 3) in colour for 3-channel ones."""
-        fn = enhanced_display if self.contrast else plain_display
-        return np.stack([fn(im) for im in images]).astype(np.float32)
+        """Display values of the tiles: (n, h, w) for grey images, (n, h, w, 3) in colour for 3-channel ones; plain
+        tiles as they are in the engine's value range when it has one (RGB in [0, 1]), else each stretched."""
+        if self.contrast:
+            return np.stack([enhanced_display(im) for im in images]).astype(np.float32)
+        span = self._value_range
+        return np.stack([plain_display(im, span) for im in images]).astype(np.float32)
 
     # ------------------------------------------------------------------ state changes
     def _on_layer(self, change):
@@ -197,7 +209,7 @@ class LayerZoo(OIPWidgetBase):
 
     # ------------------------------------------------------------------ running
     def _start(self, engine, noise, run_id):
-        args = dict(steps=self.steps, epsilon=self.epsilon, seed=self.seed, strategy=self.strategy, noise=noise)
+        args = dict(seed=self.seed, noise=noise)
         self._set_status(f"running: {self._infos[self.layer].size} maps of {self.layer}, {self.strategy}, "
                          f"{self.steps} steps")
         self._layout_mosaic(np.arange(self._infos[self.layer].size))
@@ -211,7 +223,7 @@ class LayerZoo(OIPWidgetBase):
                     self.mosaic.draw(self._render(p.snapshot[1]))
 
         maps = np.arange(self._infos[self.layer].size)
-        climb = self._climb(engine.objective(maps), 1)  # the zoo grows one OIP per map
+        climb = self._climb(engine, maps)  # the zoo grows one OIP per map (with the examples for the rescue)
 
         def job(cancel):
             return engine.run_layer(maps, **args, callback=on_progress, cancel=cancel, **climb)
@@ -224,9 +236,11 @@ class LayerZoo(OIPWidgetBase):
         self.progress.value = 1.0
         self.progress.description = f"{max((r.steps for r in result), default=0)} steps"
         self.progress.bar_style = "warning" if any(r.status == "stopped" for r in result) else "success"
+        cured = cure_summary(result)
         self._set_status(
             f"{len(result)} maps in {result.seconds:.1f} s; dead for this noise: "
             + (", ".join(map(str, dead)) if dead else "none")
+            + (f"; {cured} (↻ on their tiles)" if cured else "")
             + ". Click a tile to see its OIP beside the images that activate it most."
         )
         if self.selected is not None:
@@ -240,10 +254,11 @@ class LayerZoo(OIPWidgetBase):
         labels = [f"{m}: {STATUS_LABELS[r.status]}" if r.status in NO_LOSS else f"{m}: {r.final_loss:.2f}"
                   for m, r in shown]
         bad = [r.status in NO_LOSS for _, r in shown]
+        notes = [cure_note(r) for _, r in shown]  # "↻ warm-up" under the label of a map the engine re-ran
         tiles = self._render(result.images)
         quiet = np.array([r.status in NO_LOSS for r in result])
         tiles[quiet] = 0.5 + MUTED * (tiles[quiet] - 0.5)  # dead maps' noise drawn faint: the live OIPs stand out
-        self.mosaic.draw(tiles, labels, bad)
+        self.mosaic.draw(tiles, labels, bad, notes)
 
     # ------------------------------------------------------------------ details: OIP + top-k examples
     def top_examples(self, map_index: int):
@@ -258,14 +273,18 @@ class LayerZoo(OIPWidgetBase):
         n_ex = 0 if top is None else len(top.indices)
         grid = reuse_grid(self.detail_grid, 1, 1 + n_ex, (h, w), scheme=self.colormap,
                           scale=tile_scale(h, w) * 2 / 3, css_class="oip-zoo-detail")  # 28 px: ×2, 224 px: ×1/3
+        cure = ""
         if self.result is not None:
             r = self.result[m]
-            grid.set_tile(0, plain_display(r.image), f"OIP {STATUS_LABELS[r.status]}" if r.status in NO_LOSS
-                          else f"OIP {r.final_loss:.2f}")
+            cure = cure_sentence(r)
+            grid.set_tile(0, plain_display(r.image, r.value_range),
+                          f"OIP {STATUS_LABELS[r.status]}" if r.status in NO_LOSS else
+                          f"OIP {r.final_loss:.2f}" + (" ↻" if cure else ""))
         if top is not None:
             grid.show_examples(top, "#{index}: {activation:.2f}", first=1)
         self.detail_title.value = (f"<b>map {m} of {html.escape(self.layer)}</b>: its OIP"
-                                   + (f" and the {n_ex} example images that activate it most" if n_ex else ""))
+                                   + (f" and the {n_ex} example images that activate it most" if n_ex else "")
+                                   + (f"<br><small>{cure}</small>" if cure else ""))
         self.detail_grid = grid
         self.detail_box.children = [self.detail_title, grid.figure]
 
@@ -278,9 +297,8 @@ class LayerZoo(OIPWidgetBase):
             raise ValueError("no map selected: click a tile or pass map_index")
         return OIPExplorer(self.model, self.layer, input_shape=self._input_shape, map_index=int(m), seed=self.seed,
                            noise_scales=list(self.noise_scales), noise_weights=list(self.noise_weights),
-                           steps=self.steps, strategy=self.strategy, epsilon=self.epsilon, colormap=self.colormap,
-                           param=self.param, transforms=self.transforms, optimizer=self.optimizer,
-                           smoothness=self.smoothness)
+                           recipe=self.recipe, preprocess=self._preprocess, examples=self.examples,
+                           rescue=self.rescue, colormap=self.colormap)
 
     def _show_explorer(self):
         for old in self.explorer_area.children:  # an explorer replaced stops its run and closes its widgets
