@@ -115,7 +115,37 @@ code("""colour_view = ow.OIPExplorer(planted, layer="logits", map_index=1, steps
                              transforms="standard", optimizer="adam", epsilon=0.05)
 colour_view.run(wait=True)
 colour_view"""),
-md("""## 8. Keep the results
+md("""## 8. A real trained colour CNN: MTCNN's face detector
+
+The `mtcnn` package (MIT) ships the trained weights of its face-detection networks inside its wheel. Its O-Net is
+a subclassed `keras.Model` that takes 48×48 RGB scaled as `(x·255 − 127.5) / 128` and ends in a face softmax. Say
+that convention once with `preprocess=`; the OIPs are then RGB images in [0, 1], with the readable recipe. The
+face unit climbs its score before the softmax (`climbed`), and the photo of Grace Hopper that ships with
+matplotlib shows what a real face scores."""),
+code("""import os, matplotlib
+from PIL import Image
+from mtcnn.network.onet import ONet
+from mtcnn.utils.tensorflow import load_weights
+
+onet = ONet()
+onet.build()
+onet.set_weights(load_weights("onet.lz4"))
+
+def mtcnn_input(rgb):
+    \"\"\"mtcnn's normalisation of RGB in [0, 1].\"\"\"
+    return (rgb * 255.0 - 127.5) / 128.0
+
+photo = Image.open(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")).convert("RGB")
+face = np.asarray(photo.crop((178, 110, 351, 330)).resize((48, 48)), np.float32)[None] / 255
+face_unit = ow.OIPEngine(onet, "fc6-3", preprocess=mtcnn_input, input_shape=(48, 48, 3))
+oip = face_unit.run(1, seed=0, recipe="readable", steps=128)
+print("climbed:", oip.params["climbed"], "| real face:", round(float(face_unit.activations(face)[0, 1]), 2),
+      "| OIP:", round(oip.final_loss, 2), "| values near 0 or 1:", f"{oip.saturated:.1%}")"""),
+code("""onet_view = ow.OIPExplorer(onet, layer="conv4", map_index=3, recipe="readable", steps=128,
+                           preprocess=mtcnn_input, input_shape=(48, 48, 3))
+onet_view.run(wait=True)
+onet_view"""),
+md("""## 9. Keep the results
 
 The final OIP and the grid as PNG, the emerging pattern as an animated GIF, and the whole result (images,
 snapshots, steps, losses, parameters) as `.npz`."""),

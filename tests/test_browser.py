@@ -63,9 +63,9 @@ def test_demo_notebook_renders_fits_and_the_explorer_runs_in_the_browser(lab_pag
         DEMO,
         run_timeout=300,
         expected={
-            ".oip-explorer": 5,
-            ".oip-explorer .oip-grid": 5,
-            ".oip-explorer .oip-loss": 5,
+            ".oip-explorer": 6,
+            ".oip-explorer .oip-grid": 6,
+            ".oip-explorer .oip-loss": 6,
             ".oip-layer-zoo .oip-zoo": 1,
             ".oip-layer-zoo .oip-zoo-detail": 1,
             ".oip-activations .oip-maps": 1,
@@ -154,7 +154,7 @@ def test_voila_serves_the_demo_with_every_control_in_its_box(browser, tmp_path):
                 assert server.poll() is None and time.monotonic() < deadline, "voila did not start"
                 time.sleep(0.5)
         page.wait_for_function("(tops) => tops.every(([css, n]) => document.querySelectorAll(css).length === n)",
-                               arg=[[".oip-explorer", 5], [".oip-layer-zoo", 1], [".oip-activations", 1]],
+                               arg=[[".oip-explorer", 6], [".oip-layer-zoo", 1], [".oip-activations", 1]],
                                timeout=300_000)
         time.sleep(1)  # the last layout pass
         problems = [p for top in TOPS for p in layout_problems(page, top)]
