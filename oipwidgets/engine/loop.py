@@ -125,14 +125,19 @@ class AscentLoop:
         """The images (B, H, W, C) of parameters x (before robustness transforms and the model's preprocessing)."""
         return self.mode.view(x) if self.space.projected else self.mode.smooth(self.space.to_images(x))
 
-    def states_of(self, images: np.ndarray) -> np.ndarray:
-        """Loop states (B, …) that start from ``images`` (B, H, W, C): the parameters and zero optimiser slots."""
+    def states_of(self, images: np.ndarray, keep: bool = False) -> np.ndarray:
+        """Loop states (B, …) that start from ``images`` (B, H, W, C): the parameters and zero optimiser slots.
+
+        A parameterised space starts from its images scaled by its ``start_scale`` (start noise: the pattern soon
+        outgrows it); ``keep`` starts from the images at full scale (a start that must survive the first steps,
+        such as a real image)."""
         if self.plain:
             return np.asarray(images, np.float32)
         if self.space.projected:
             x = np.asarray(self.mode.unview(images), np.float32)
         else:
-            x = np.asarray(self.space.from_images(self.mode.unsmooth(images) * self.space.start_scale), np.float32)
+            scale = 1.0 if keep else self.space.start_scale
+            x = np.asarray(self.space.from_images(self.mode.unsmooth(images) * scale), np.float32)
         return x if self.optimizer.slots == 0 else np.stack([x] + [np.zeros_like(x)] * self.optimizer.slots, axis=1)
 
     def images_of(self, states: np.ndarray) -> np.ndarray:

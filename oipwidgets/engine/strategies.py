@@ -285,7 +285,8 @@ class FromData(Strategy):
         else:
             starts = job.prepare(standardize(self.mix * standardize(examples) + (1 - self.mix) * standardize(noise)))
         starts = np.asarray(starts, np.float32)
-        state, snaps = ascend(job.loop, AscentState.start(job.loop.states_of(starts)), job.params, job.options,
+        state, snaps = ascend(job.loop, AscentState.start(job.loop.states_of(starts, keep=True)), job.params,
+                              job.options,
                               Stage(job.steps))
         return Outcome(state, snaps, starts, {"steps": job.steps, "examples": which.tolist(), "mix": self.mix})
 
