@@ -7,7 +7,9 @@ images it is given (the zoo's and the explorer's strips) and runs again, with a 
 * stayed dead although an example fires it: first with lucid's ReLU warm-up (``warmup.py``) for
   ``RESCUE_WARMUP`` steps (or the recipe's, if longer), then, if still dead, from its best example blended with
   its noise (``FromData``);
-* ended below its best example's objective: from its best example blended with its noise.
+* ended below its best example's objective: from its best example blended with its noise;
+* and when that blended start does not do it either: from the best example itself (which fires the map, so the
+  climb starts alive).
 
 Maps and examples are compared by the objective without the recipe's regularisers (``params["activation"]``; a
 photo pays more blur penalty than a smooth OIP). The better of the tries (any live map beats a dead one) is kept, and
@@ -115,9 +117,13 @@ def rescue(engine, result: LayerResult, examples: np.ndarray, best: np.ndarray, 
     dead = pending(lambda r, k: r.status == "dead" and fired[k])
     if dead:
         retry(dead, "warm-up", warmup=max(recipe.warmup, RESCUE_WARMUP))
-    weak = pending(lambda r, k: fired[k] and r.status not in ("stopped", "error", "nonfinite")
-                   and (r.status == "dead" or r.params["activation"] < best[k]))
-    if weak:
-        picks = examples[which[np.asarray(weak)]]
-        retry(weak, "data start", strategy=FromData(picks, mix=RESCUE_MIX, pick=False))
+    def weak():
+        return pending(lambda r, k: fired[k] and r.status not in ("stopped", "error", "nonfinite")
+                       and (r.status == "dead" or r.params["activation"] < best[k]))
+
+    for mix in (RESCUE_MIX, 1.0):  # blended with the noise; then, if that start does not fire, the example itself
+        todo = weak()
+        if todo:
+            picks = examples[which[np.asarray(todo)]]
+            retry(todo, "data start", strategy=FromData(picks, mix=mix, pick=False))
     return LayerResult(results, seconds=result.seconds, error=result.error)
