@@ -4,7 +4,9 @@
                         with its card (rebuilds the defaults);
 ``oipwidgets evaluate`` reports a model's accuracy on a test set or on the shipped samples (planted: generated);
 ``oipwidgets zoo``      computes the OIPs of every map of a layer with a recipe (``--recipe article|readable``, any
-                        of its settings overridden by their own flags) and writes them as PNG, HTML and JSON.
+                        of its settings overridden by their own flags) and writes them as PNG, HTML and JSON;
+``oipwidgets atlas``    ``compute`` makes (or finishes, or extends) the atlas of a model's layers on Dask in a Zarr
+                        store; ``info`` says what an atlas holds and how much of it is done.
 """
 
 from __future__ import annotations
@@ -237,7 +239,8 @@ def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
                       "recipe": recipe.to_dict(), "recipe_name": recipe.name(), "seconds": round(result.seconds, 3),
                       "dead": dead, "command": command, "oipwidgets": __version__,
                       "maps": [{"map": r.params["map"], "status": r.status, "final_objective": r.final_loss,
-                                "steps": r.steps, "converged_at": r.converged_at, "saturated": r.saturated}
+                                "steps": r.steps, "converged_at": r.converged_at, "saturated": r.saturated,
+                                "cure": r.params.get("cure"), "best_example": r.params.get("best_example")}
                                for r in result]}
             Path(args.json).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
             written.append(f"{args.json} (JSON record)")
@@ -251,6 +254,54 @@ def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"dead maps: {len(dead)} of {len(result)}" + (f" ({', '.join(map(str, dead))})" if dead else ""))
     for w in written:
         print(f"wrote {w}")
+    return 0
+
+
+def _cmd_atlas_compute(args: argparse.Namespace, argv: list[str]) -> int:
+    """Create (or extend) the atlas at --store and compute what is not done; progress on stderr, summary on stdout."""
+    if args.steps is not None:
+        check_int(args.steps, "--steps")
+    check_int(args.seeds, "--seeds")
+    check_int(args.retries, "--retries", low=0)
+    if args.block is not None:
+        check_int(args.block, "--block")
+    from .atlas import Atlas, AtlasTaskError
+    from .engine.recipe import recipe_for
+    from .models.models import DEFAULT_MODELS, load_default_model, load_model
+
+    try:
+        model = load_default_model(args.model) if args.model in DEFAULT_MODELS else load_model(args.model)
+    except OSError as err:
+        raise ValueError(str(err)) from err
+    layers = "conv" if args.layers == "conv" else [name.strip() for name in args.layers.split(",") if name.strip()]
+    recipe = recipe_for(args.recipe)
+    if args.steps is not None:
+        recipe = recipe.replace(steps=args.steps)
+    atlas = Atlas.create(args.store, model, layers=layers, units=args.units, recipe=recipe,
+                         seeds=tuple(range(args.seeds)), preprocess=args.preprocess, block=args.block)
+    print(f"atlas {atlas.url}: {len(atlas.layers)} layers, seeds {', '.join(map(str, atlas.seeds))}, "
+          f"{len(atlas.tasks())} tasks to run", flush=True)
+    try:
+        report = atlas.compute(client=args.scheduler, retries=args.retries, progress="text")
+    except KeyboardInterrupt:
+        done = sum(d for d, _ in atlas.progress().values())
+        total = sum(t for _, t in atlas.progress().values())
+        print(f"interrupted: {done}/{total} channels done and kept; run the same command again to finish",
+              file=sys.stderr)
+        return 130
+    except AtlasTaskError as err:
+        print(f"oipwidgets atlas compute: {err}", file=sys.stderr)
+        return 1
+    print(report)
+    print(atlas.info())
+    return 0
+
+
+def _cmd_atlas_info(args: argparse.Namespace, argv: list[str]) -> int:
+    """Print what the atlas at PATH holds: recipe, preprocess, seeds, model, channels done per layer."""
+    from .atlas import Atlas
+
+    print(Atlas.open(args.path).info())
     return 0
 
 
@@ -323,6 +374,32 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write a JSON record: model, layer, preprocess, the recipe (its dict) and each map's "
                           "status and final objective")
     zoo.set_defaults(run=_cmd_zoo)
+
+    atlas = sub.add_parser("atlas", help="the OIP of every channel of a model's layers, computed on Dask and kept "
+                                         "in a Zarr store (needs the 'atlas' extra)")
+    atlas_sub = atlas.add_subparsers(dest="atlas_command", required=True, metavar="ACTION")
+    compute = atlas_sub.add_parser("compute", help="make (or finish, or extend with layers and seeds) an atlas")
+    compute.add_argument("model", metavar="MODEL", help="'mnist', 'fashion', 'planted' or a .keras/.h5 file")
+    compute.add_argument("--layers", default="conv",
+                         help="'conv' (every layer with maps) or layer names separated by commas (default: conv)")
+    compute.add_argument("--units", action="store_true", help="with --layers conv: also the layers of units")
+    compute.add_argument("--store", metavar="PATH", required=True,
+                         help="the atlas: a folder (e.g. my.atlas.zarr) or an fsspec URL")
+    compute.add_argument("--recipe", choices=_RECIPES, default="readable",
+                         help="how each OIP is made (default: readable)")
+    compute.add_argument("--steps", type=int, help="ascent steps per OIP (default: the recipe's)")
+    compute.add_argument("--preprocess", choices=_PREPROCESS, default="standardize",
+                         help="the model's input convention, as for zoo (default: standardize)")
+    compute.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per channel (default: 1)")
+    compute.add_argument("--block", type=int, help="channels per task (default: what fits a worker's memory, <= 64)")
+    compute.add_argument("--scheduler", metavar="ADDRESS",
+                         help="a Dask scheduler, e.g. tcp://scheduler:8786 (default: a local cluster, one worker "
+                              "per core, shut down afterwards)")
+    compute.add_argument("--retries", type=int, default=2, help="re-runs of a task that raised (default: 2)")
+    compute.set_defaults(run=_cmd_atlas_compute)
+    info = atlas_sub.add_parser("info", help="layers, channels done per layer, seeds and recipe of an atlas")
+    info.add_argument("path", metavar="PATH", help="the atlas folder or URL")
+    info.set_defaults(run=_cmd_atlas_info)
     return parser
 
 

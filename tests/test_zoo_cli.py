@@ -248,3 +248,17 @@ def test_zoo_command_preprocess(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["zoo", "--recipe", "fancy"])
     assert "invalid choice: 'fancy' (choose from 'article', 'readable')" in capsys.readouterr().err
+
+
+def test_zoo_command_rescues_maps_that_a_shipped_sample_fires(tmp_path, capsys):
+    import json
+
+    record = tmp_path / "zoo.json"
+    common = ["zoo", "--steps", "200", "--seed", "1", "--out", str(tmp_path / "z.png"), "--json", str(record)]
+    assert cli.main([*common, "--no-rescue"]) == 0
+    plain = json.loads(record.read_text())["maps"]
+    assert cli.main(common) == 0
+    cured = json.loads(record.read_text())["maps"]
+    false_dead = [m["map"] for m in cured if m["status"] == "dead" and m["best_example"] > 0]
+    assert false_dead == [] and sum(m["status"] == "dead" for m in plain) > 5
+    assert sum(m["cure"] is not None for m in cured) >= 5 and all(m["cure"] is None for m in plain)
