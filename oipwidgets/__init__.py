@@ -29,3 +29,13 @@ __version__ = "0.1.0"
 
 __all__ = [*_engine.__all__, *_widgets.__all__, "DEFAULT_MODELS", "build_cnn", "datasets", "load_default_model",
            "load_model", "model_card", "preprocessing", "configure_threads"]
+
+
+def __getattr__(name: str):
+    """``ow.Atlas`` (``oipwidgets.atlas``: every channel of a model on Dask, in Zarr) is loaded on first use, so
+    ``import oipwidgets`` loads neither Dask nor Zarr (the ``atlas`` extra)."""
+    if name == "Atlas":
+        from .atlas import Atlas
+
+        return Atlas
+    raise AttributeError(f"module 'oipwidgets' has no attribute {name!r}")
