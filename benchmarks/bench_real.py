@@ -119,12 +119,12 @@ def run_model(name, steps, png_rows, seeds=(0,)):
     return rows
 
 
-HEADER = (f"{'model':20s} {'layer':34s} {'recipe':9s} {'sat':>6s} {'robust':>6s} {'÷real':>6s} {'min':>6s} "
+HEADER = (f"{'model':20s} {'layer':44s} {'recipe':9s} {'sat':>6s} {'robust':>6s} {'÷real':>6s} {'min':>6s} "
           f"{'dead':>4s} {'fired':>5s} {'cured':>5s} {'s':>6s}")
 
 
 def _line(r):
-    return (f"{r['model']:20s} {r['layer'][:34]:34s} {r['recipe']:9s} {100 * r['sat']:5.1f}% {r['robust']:6.2f} "
+    return (f"{r['model']:20s} {r['layer'][:44]:44s} {r['recipe']:9s} {100 * r['sat']:5.1f}% {r['robust']:6.2f} "
             f"{r['ratio']:6.2f} {r['ratio_min']:6.2f} {r['dead']:4d} {r['dead_fired']:5d} {r['cures']:5d} "
             f"{r['seconds']:6.1f}")
 
