@@ -81,3 +81,15 @@ def test_with_a_gpu_batches_are_sized_by_its_memory(monkeypatch):
     monkeypatch.setattr(sp, "run", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("nvidia-smi")))
     assert memory.gpu_total_bytes() is None  # no nvidia-smi: the machine's memory, as without a GPU
     assert abs(memory.device_bytes() - memory.available_bytes()) < 256 * 2**20
+
+
+def test_a_process_told_its_share_of_the_cores_keeps_to_it(monkeypatch):
+    from oipwidgets.engine import runtime
+
+    all_cores = runtime.usable_cores()
+    monkeypatch.setenv("OIPWIDGETS_CORES", "1")
+    assert runtime.usable_cores() == 1
+    monkeypatch.setenv("OIPWIDGETS_CORES", "999")
+    assert runtime.usable_cores() == all_cores
+    monkeypatch.setenv("OIPWIDGETS_CORES", "none")
+    assert runtime.usable_cores() == all_cores

@@ -9,7 +9,8 @@ restarts its worker process when it dies), not children forked or spawned from t
 child re-runs the caller's ``__main__`` script (a script without an ``if __name__ == "__main__":`` guard then
 starts clusters recursively and fails), and LocalCluster's Nanny writes its thread settings (``OMP_NUM_THREADS``
 and others) into the calling process's environment. Nothing of the calling process changes here: the client is
-not made Dask's default scheduler, and the log level that the cluster lowers while it runs is put back.
+not made Dask's default scheduler, and the log level that the cluster lowers while it runs is put back (after the
+cluster has shut down, so its last comms closing print nothing).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from contextlib import contextmanager
 
 __all__ = ["WORKER_ENV", "local_cluster", "connected", "worker_memory_limits"]
 
-#: the environment of the local cluster's workers: TensorFlow's thread pools of one thread each
-WORKER_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+#: the environment of the local cluster's workers: TensorFlow's thread pools of one thread each, and one core for
+#: the engine's split of a batch (``engine.runtime.usable_cores``)
+WORKER_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OIPWIDGETS_CORES": "1"}
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +54,26 @@ def connected(client=None, *, n_workers: int | None = None):
     """A ``distributed.Client`` for the block: ``client`` itself when it is one (left open), a new one to a
     scheduler address ("tcp://scheduler:8786", closed afterwards), or for None a new ``local_cluster`` that is
     shut down afterwards (also after an error or KeyboardInterrupt)."""
+    from contextlib import ExitStack
+
     from distributed import Client
+    from distributed.utils import silence_logging_cmgr
 
     cluster = None
+    quiet = ExitStack()
     if client is None:
+        # the cluster lowers Dask's log handlers to warnings while it runs, but puts them back before its comms
+        # have all closed ("Batched Comm Closed" at INFO on stderr, in a notebook's cell); they stay lowered here
+        # until it is shut down
+        quiet.enter_context(silence_logging_cmgr(logging.WARNING))
+        quiet.enter_context(silence_logging_cmgr(logging.WARNING, root="bokeh"))
         cluster = local_cluster(n_workers)
         try:
             own = Client(cluster, set_as_default=False)
             own.wait_for_workers(len(cluster.workers), timeout=120)
         except BaseException:
             cluster.close()
+            quiet.close()
             raise
     elif isinstance(client, str):
         own = Client(client, set_as_default=False)
@@ -73,10 +85,13 @@ def connected(client=None, *, n_workers: int | None = None):
     try:
         yield own if own is not None else client
     finally:
-        if own is not None:
-            own.close()
-        if cluster is not None:
-            cluster.close()
+        try:
+            if own is not None:
+                own.close()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            quiet.close()
 
 
 def worker_memory_limits(client) -> list[int]:

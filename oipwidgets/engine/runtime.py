@@ -41,12 +41,20 @@ _lock = threading.Lock()
 _state = {"configured": None, "workers": None, "executor": None, "gpu": None}
 
 
+#: a process that shares the machine with others (an atlas worker: one per core) says how many cores are its own
+CORES_VAR = "OIPWIDGETS_CORES"
+
+
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    """Cores this process may run on: its CPU affinity where the OS tells it, at most ``$OIPWIDGETS_CORES`` when
+    that is set (the atlas's worker processes get 1, so one process does not split its batches over the cores the
+    other workers use)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    share = os.environ.get(CORES_VAR, "").strip()
+    return min(cores, int(share)) if share.isdigit() and int(share) >= 1 else cores
 
 
 def _context_initialized() -> bool:
