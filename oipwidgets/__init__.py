@@ -32,10 +32,15 @@ __all__ = [*_engine.__all__, *_widgets.__all__, "DEFAULT_MODELS", "build_cnn", "
 
 
 def __getattr__(name: str):
-    """``ow.Atlas`` (``oipwidgets.atlas``: every channel of a model on Dask, in Zarr) is loaded on first use, so
-    ``import oipwidgets`` loads neither Dask nor Zarr (the ``atlas`` extra)."""
+    """``ow.Atlas`` (``oipwidgets.atlas``: every channel of a model on Dask, in Zarr) and ``ow.AtlasViewer`` (its
+    notebook viewer) are loaded on first use, so ``import oipwidgets`` loads neither Dask nor Zarr (the ``atlas``
+    extra)."""
     if name == "Atlas":
         from .atlas import Atlas
 
         return Atlas
+    if name == "AtlasViewer":
+        from .widgets.atlas_viewer import AtlasViewer
+
+        return AtlasViewer
     raise AttributeError(f"module 'oipwidgets' has no attribute {name!r}")

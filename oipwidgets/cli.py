@@ -6,7 +6,8 @@
 ``oipwidgets zoo``      computes the OIPs of every map of a layer with a recipe (``--recipe article|readable``, any
                         of its settings overridden by their own flags) and writes them as PNG, HTML and JSON;
 ``oipwidgets atlas``    ``compute`` makes (or finishes, or extends) the atlas of a model's layers on Dask in a Zarr
-                        store; ``info`` says what an atlas holds and how much of it is done.
+                        store; ``info`` says what an atlas holds and how much of it is done; ``export`` writes
+                        its static web site (``atlas/site.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from .engine.validation import check_float, check_int
 from .output.export import writable_path
+from .output.render import COLORMAPS
 
 __all__ = ["main"]
 
@@ -305,6 +307,14 @@ def _cmd_atlas_info(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _cmd_atlas_export(args: argparse.Namespace, argv: list[str]) -> int:
+    """Write (or bring up to date) the static web site of the atlas at PATH into SITE."""
+    from .atlas import Atlas
+
+    print(Atlas.open(args.path).export_site(args.site, cmap=args.colormap, progress=True))
+    return 0
+
+
 def layer_listing(infos) -> str:
     """Layer names for a message, the layers of each nested model after its name: "conv1, conv2; in base:
     base/block_1, base/block_2" (paths, so that each one can be given to --layer)."""
@@ -400,6 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
     info = atlas_sub.add_parser("info", help="layers, channels done per layer, seeds and recipe of an atlas")
     info.add_argument("path", metavar="PATH", help="the atlas folder or URL")
     info.set_defaults(run=_cmd_atlas_info)
+    export = atlas_sub.add_parser("export", help="a static web site of an atlas (HTML and PNG files, no server, "
+                                                 "nothing fetched from elsewhere); again later adds the units "
+                                                 "computed since")
+    export.add_argument("path", metavar="PATH", help="the atlas folder or URL")
+    export.add_argument("site", metavar="SITE", help="the site's folder (new, empty, or an earlier export)")
+    export.add_argument("--colormap", default="viridis", choices=COLORMAPS,
+                        help="colour map of grey OIPs (default: viridis)")
+    export.set_defaults(run=_cmd_atlas_export)
     return parser
 
 

@@ -156,6 +156,30 @@ explorer.run(wait=True)
 paths = [explorer.save_png(out / "oip.png"), explorer.save_grid_png(out / "grid.png"),
          explorer.save_gif(out / "oip.gif"), explorer.save_npz(out / "oip.npz")]
 [(p.name, p.stat().st_size) for p in paths]"""),
+md("""## 10. An atlas of the whole model
+
+The OIP of every channel of some layers, for a few seeds, computed as Dask tasks and kept in a Zarr store that any
+process can read without the model (`ow.Atlas`). Here two layers, one seed and a short climb, on a local cluster
+(one worker process per core, shut down afterwards); then one pass over the sample digits finds, for every channel
+of both layers, the images that activate it most, with their activation maps."""),
+code("""import tempfile, pathlib
+atlas_path = pathlib.Path(tempfile.mkdtemp()) / "mnist.atlas.zarr"
+atlas = ow.Atlas.create(atlas_path, model, layers=["Conv2D_1", "Conv2D_3"], seeds=(0,),
+                        recipe=ow.Recipe.preset("readable").replace(steps=16))
+print(atlas.compute(client=None, progress=False))      # a local Dask cluster, shut down afterwards
+digits = ow.datasets.samples("mnist")[0]
+print(atlas.add_examples(digits, k=8, progress=False))  # in this process: one pass for both layers"""),
+md("""Browse it page by page: tiles sorted by unit or by objective, dead maps faint with their status in red, a search
+box for `layer:channel`. Click a tile for the unit: its OIP per seed, the sample digits that activate it most with
+the activation map over each, and a button that opens the unit in an explorer. The viewer reads only the tiles on
+screen, so an atlas of tens of thousands of channels opens as fast; while `compute()` runs elsewhere, "refresh"
+(or `refresh_every=` seconds) shows the channels finished since."""),
+code("""atlas_viewer = ow.AtlasViewer(atlas_path)
+atlas_viewer"""),
+md("""The same atlas as a static web site (plain HTML and PNG files, nothing fetched from elsewhere) for any web host
+or a folder: `oipwidgets atlas export PATH SITE` does the same from the command line."""),
+code("""site = atlas.export_site(pathlib.Path(tempfile.mkdtemp()) / "site")
+print(site)"""),
 ]
 nb["cells"] = cells
 nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},

@@ -61,13 +61,23 @@ def model_path(model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(model):
-    """In-process run_layer of each block of Conv2D_1 and Conv2D_3, seeds 0 and 1: (layer, lo, seed) → LayerResult."""
+    """In-process run_layer of each block of Conv2D_1 and Conv2D_3, seeds 0 and 1: (layer, lo, seed) → LayerResult;
+    on one core's share like a worker (``OIPWIDGETS_CORES=1``: the batch is not split over threads, so the sums run
+    in the same order and the images are the same to the bit)."""
     out = {}
-    for layer in ("Conv2D_1", "Conv2D_3"):
-        engine = ow.OIPEngine(model, layer)
-        for seed in (0, 1):
-            for lo in range(0, engine.size, BLOCK):
-                out[layer, lo, seed] = engine.run_layer(list(range(lo, lo + BLOCK)), seed=seed, recipe=RECIPE)
+    old = os.environ.get("OIPWIDGETS_CORES")
+    os.environ["OIPWIDGETS_CORES"] = WORKER_ENV["OIPWIDGETS_CORES"]
+    try:
+        for layer in ("Conv2D_1", "Conv2D_3"):
+            engine = ow.OIPEngine(model, layer)
+            for seed in (0, 1):
+                for lo in range(0, engine.size, BLOCK):
+                    out[layer, lo, seed] = engine.run_layer(list(range(lo, lo + BLOCK)), seed=seed, recipe=RECIPE)
+    finally:
+        if old is None:
+            del os.environ["OIPWIDGETS_CORES"]
+        else:
+            os.environ["OIPWIDGETS_CORES"] = old
     return out
 
 
@@ -161,11 +171,12 @@ def test_import_does_not_load_dask_and_open_in_a_fresh_process_without_the_model
     assert out["distributed"] is False  # reading needs Zarr only
 
 
-def test_a_remote_store_url_and_the_worker_function_in_process(model, reference):
+def test_a_remote_store_url_and_the_worker_function_in_process(model, reference, monkeypatch):
     """An fsspec URL (memory://, this process only): the model travels through fsspec, and the worker's function,
     run here outside Dask, stores the engine's results exactly."""
     from oipwidgets.atlas.worker import run_task
 
+    monkeypatch.setenv("OIPWIDGETS_CORES", WORKER_ENV["OIPWIDGETS_CORES"])  # as in a worker (and the reference)
     atlas = Atlas.create("memory://atlas-test/m.atlas.zarr", model, layers=["Conv2D_3"], recipe=RECIPE, block=BLOCK)
     assert atlas.url == "memory://atlas-test/m.atlas.zarr" and atlas.attrs["model"]["file"] == "model.keras"
     done = run_task(atlas._job(), atlas.tasks()[0])

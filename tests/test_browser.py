@@ -45,7 +45,7 @@ def test_widgets_render_and_button_recolours_heatmap(lab_page, lab_server):  # n
 
 DEMO = Path(__file__).resolve().parents[1] / "demo.ipynb"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-TOPS = (".oip-explorer", ".oip-layer-zoo", ".oip-activations")
+TOPS = (".oip-explorer", ".oip-layer-zoo", ".oip-activations", ".oip-atlas-viewer")
 
 
 def _stop_button(page, within):
@@ -69,6 +69,7 @@ def test_demo_notebook_renders_fits_and_the_explorer_runs_in_the_browser(lab_pag
             ".oip-layer-zoo .oip-zoo": 1,
             ".oip-layer-zoo .oip-zoo-detail": 1,
             ".oip-activations .oip-maps": 1,
+            ".oip-atlas-viewer .oip-atlas-tiles": 1,
         },
     )
     stderr = [(c["index"], c["stderr"]) for c in page.oip_state["cells"] if c["stderr"]]
@@ -154,7 +155,8 @@ def test_voila_serves_the_demo_with_every_control_in_its_box(browser, tmp_path):
                 assert server.poll() is None and time.monotonic() < deadline, "voila did not start"
                 time.sleep(0.5)
         page.wait_for_function("(tops) => tops.every(([css, n]) => document.querySelectorAll(css).length === n)",
-                               arg=[[".oip-explorer", 6], [".oip-layer-zoo", 1], [".oip-activations", 1]],
+                               arg=[[".oip-explorer", 6], [".oip-layer-zoo", 1], [".oip-activations", 1],
+                                    [".oip-atlas-viewer", 1]],
                                timeout=300_000)
         time.sleep(1)  # the last layout pass
         problems = [p for top in TOPS for p in layout_problems(page, top)]
@@ -163,6 +165,61 @@ def test_voila_serves_the_demo_with_every_control_in_its_box(browser, tmp_path):
         page.context.close()
         server.terminate()
         server.wait(timeout=30)
+
+
+def _atlas_notebook(tmp_path) -> Path:
+    """The demo's atlas section (its "## 10." cells) after the demo's first code cell, as a notebook of its own."""
+    import nbformat
+
+    demo = nbformat.read(DEMO, as_version=4)
+    start = next(i for i, c in enumerate(demo.cells) if c.cell_type == "markdown" and c.source.startswith("## 10."))
+    first = next(c for c in demo.cells if c.cell_type == "code")
+    demo.cells = [first, *demo.cells[start:]]
+    path = tmp_path / "atlas_demo.ipynb"
+    nbformat.write(demo, path)
+    return path
+
+
+def test_atlas_viewer_fits_and_a_click_opens_the_unit(lab_page, lab_server, tmp_path):  # noqa: F811
+    """The demo's atlas section in JupyterLab at 1280 px: the atlas is computed, its examples found, the viewer
+    renders its page of tiles with every control inside its box; a click on a tile opens that unit's panel (its OIP
+    and its dataset examples with their heatmaps), which fits too. With OIP_SCREENSHOT=1 it goes to docs/atlas.png."""
+    page = run_notebook_in_browser(
+        lab_page,
+        lab_server,
+        _atlas_notebook(tmp_path),
+        run_timeout=240,
+        expected={".oip-atlas-viewer": 1, ".oip-atlas-viewer .oip-atlas-tiles": 1, ".oip-atlas-unit .bqplot": 0},
+    )
+    stderr = [(c["index"], c["stderr"]) for c in page.oip_state["cells"] if c["stderr"]]
+    assert not stderr, f"cells with stderr output: {stderr}"
+    problems = layout_problems(page, ".oip-atlas-viewer")
+    assert not problems, "controls that do not fit:\n" + "\n".join(problems[:20])
+    viewer = page.locator(".oip-atlas-viewer").first
+    tiles = ".oip-atlas-viewer .oip-atlas-tiles"
+    assert distinct_colors(element_screenshot(page, tiles, name="atlas_tiles")) > 20, "the tiles look blank"
+    assert viewer.get_by_text("page 1 of 1").count() == 1 and viewer.get_by_text("32 of 32 maps").count() == 1
+
+    viewer.locator(".oip-atlas-tiles path.dot").nth(3).click(force=True)  # the click square of unit 3's tile
+    unit = page.locator(".oip-atlas-unit").first
+    unit.get_by_text("Conv2D_1 map 3").wait_for(timeout=20_000)
+    unit.locator(".oip-atlas-examples").wait_for(timeout=20_000)
+    assert unit.locator(".oip-atlas-oips").count() == 1
+    assert distinct_colors(element_screenshot(page, ".oip-atlas-unit .oip-atlas-examples", name="atlas_examples")) > 20
+    assert unit.locator("button", has_text="Open in explorer").count() == 1
+    time.sleep(1)  # the panel's last layout pass
+    problems = layout_problems(page, ".oip-atlas-viewer")
+    assert not problems, "controls that do not fit with the unit open:\n" + "\n".join(problems[:20])
+
+    if __import__("os").environ.get("OIP_SCREENSHOT"):  # the README's picture, taken here in the real browser
+        from io import BytesIO
+
+        from PIL import Image
+
+        page.set_viewport_size({"width": 1280, "height": 1600})
+        viewer.scroll_into_view_if_needed()
+        png = viewer.screenshot(animations="disabled")
+        Image.open(BytesIO(png)).convert("RGB").quantize(256).save(DOCS / "atlas.png", optimize=True)
 
 
 def test_zoo_html_renders_offline_in_chromium(browser, tmp_path):  # noqa: F811

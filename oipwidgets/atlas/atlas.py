@@ -290,6 +290,66 @@ class Atlas:
         codes = np.asarray(self.array(layer, "status")[:, self._seed_index(seed)])
         return [names[c] if c >= 0 else None for c in codes]
 
+    # ----------------------------------------------------------------- dataset examples
+    def add_examples(self, images, k: int = 9, *, preprocess=None, model=None, client=None, batch_size=None,
+                     progress=True, thumbnail_side: int = 64):
+        """Find the ``k`` images of ``images`` that activate each unit of every layer most, with their activation
+        maps and thumbnails, and store them (replacing examples stored before); returns an ``ExamplesReport``.
+
+        images: an array (N, H, W) or (N, H, W, C), uint8 0..255 or floats (0..1, or 0..255 when the first batch
+            has a value above 1); a ``tf.data.Dataset`` of images, batches or (image, label) pairs; or a folder of
+            image files. Any size: resized to the model's input (the middle at its aspect ratio). An image's id is
+            its position in the set (for a folder: in the sorted list of its files).
+        preprocess: the atlas's preprocess function, when it was made with one and opened without it; the images
+            always reach the model through the atlas's preprocess (per-image standardisation for "standardize",
+            else RGB in [0, 1] through the preset or function).
+        model: the atlas's model (checked by its weights' fingerprint); by default the store's model file is loaded.
+        client: a ``distributed.Client`` or a scheduler address: shards of the data as tasks, their top k merged
+            here; None (the default): in this process.
+        batch_size: images per batch (default: what fits in memory, at most 256); progress: a bar of the images
+            read (as ``compute``'s); thumbnail_side: the longest side of the stored thumbnails (pixels).
+
+        One streamed pass over the data for all layers; memory: a batch, plus the top k of every unit and their
+        thumbnails. The layout is in docs/atlas-store.md ("Dataset examples").
+        """
+        from .examples import add_examples
+
+        return add_examples(self, images, k, preprocess=preprocess, model=model, client=client,
+                            batch_size=batch_size, progress=progress, thumbnail_side=thumbnail_side)
+
+    @property
+    def examples_info(self) -> dict | None:
+        """What ``add_examples`` recorded (k, images, source, preprocess, layers, …), None without examples."""
+        return self.attrs.get("examples") or None
+
+    def has_examples(self, layer: str) -> bool:
+        """Whether the dataset examples stored cover ``layer`` (a layer added after ``add_examples`` has none)."""
+        info = self.examples_info
+        return bool(info) and layer in info.get("layers", ())
+
+    def examples(self, layer: str, channel: int) -> dict | None:
+        """The dataset examples of one unit, None without examples for its layer: ``index`` (k,) int64 (ids in the
+        data set), ``activation`` (k,) float64, ``map`` (k, h, w) float32 (None for a layer of units) and
+        ``thumbnails`` (k, th, tw, tc) uint8, best first. Reads the unit's slices and its k thumbnail rows only."""
+        from .reader import AtlasReader
+
+        return AtlasReader(self).examples(layer, channel)
+
+    # ----------------------------------------------------------------- views
+    def export_site(self, folder, *, cmap: str = "viridis", progress: bool = False):
+        """Write the atlas as a static web site into ``folder`` (plain HTML and PNG files, nothing fetched from
+        elsewhere: any static host or file:// shows it): ``index.html``, one index per layer, one page per computed
+        unit at ``<layer>/<channel>.html`` with its OIPs per seed, objective, status and dataset examples. Export
+        again later to add the units computed since. Returns a ``SiteReport``; see ``oipwidgets.atlas.site``."""
+        from .site import export_site
+
+        return export_site(self, folder, cmap=cmap, progress=progress)
+
+    def load_model(self):
+        """The atlas's model, loaded from its file (the store's ``model.keras`` or the ``model_path`` given)."""
+        model = self.attrs["model"]
+        return model_file.load(model_file.model_url(self.url, model["file"]), self.storage_options or None)
+
     def _seed_index(self, seed) -> int:
         if seed is None:
             return 0

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import store
 
-__all__ = ["MODEL_FILE", "fingerprint", "save_into", "model_url", "verify", "load_cached"]
+__all__ = ["MODEL_FILE", "fingerprint", "save_into", "model_url", "verify", "load_cached", "load"]
 
 MODEL_FILE = "model.keras"
 
@@ -88,6 +88,12 @@ def load_cached(url: str, expected: str, storage_options: dict | None = None):
             model = _load(url, storage_options)
             _CACHE[key] = model
         return model
+
+
+def load(url: str, storage_options: dict | None = None):
+    """The model file at ``url`` (a local path or an fsspec URL), loaded now (not cached: for the calling process,
+    e.g. the dataset examples' pass or the viewer's explorer)."""
+    return _load(url, storage_options)
 
 
 def _load(url: str, storage_options: dict | None):

@@ -29,10 +29,13 @@ class ChannelProgress:
     """Counts channels done of ``total`` (``done`` of them before this run), shown as a bar labelled ``label``.
 
     ``show``: True (a widget in a notebook, else text on stderr), "text", "widget" or False (count only).
+    ``unit``: what is counted ("channels"; "images" for the dataset examples' pass); ``total`` 0: not known (the
+    bar then shows the count only).
     """
 
-    def __init__(self, total: int, done: int = 0, label: str = "atlas", show=True, stream=None):
-        self.total, self.done, self.label = int(total), int(done), label
+    def __init__(self, total: int, done: int = 0, label: str = "atlas", show=True, stream=None,
+                 unit: str = "channels"):
+        self.total, self.done, self.label, self.unit = int(total), int(done), label, unit
         self.start_done = self.done
         self.t0 = time.perf_counter()
         self.stream = stream or sys.stderr
@@ -52,9 +55,11 @@ class ChannelProgress:
 
     def advance(self, channels: int) -> None:
         """``channels`` more are done."""
-        self.done = min(self.total, self.done + int(channels))
+        self.done = self.done + int(channels)
+        if self.total:
+            self.done = min(self.total, self.done)
         if self.mode == "widget":
-            self._bar.value = self.done
+            self._bar.value = min(self.done, self._bar.max)
             self._text.value = self._caption()
         elif self.mode == "text":
             self._draw()
@@ -64,16 +69,18 @@ class ChannelProgress:
         if self.mode == "widget":
             self._text.value = self._caption() + (f" — {note}" if note else "")
             self._bar.bar_style = "success" if self.done >= self.total and not note else "warning"
+            self._bar.value = self._bar.max if self.done >= self.total and not note else self._bar.value
         elif self.mode == "text":
             self._draw(note)
             self.stream.write("\n")
             self.stream.flush()
 
     def _caption(self) -> str:
-        return f"{self.done}/{self.total} channels {time.perf_counter() - self.t0:6.1f} s"
+        count = f"{self.done}/{self.total}" if self.total else f"{self.done}"
+        return f"{count} {self.unit} {time.perf_counter() - self.t0:6.1f} s"
 
     def _draw(self, note: str = "") -> None:
-        frac = self.done / max(1, self.total)
+        frac = self.done / max(1, self.total) if self.total else 0.0
         filled = int(round(_WIDTH * frac))
         self.stream.write(f"\r{self.label} [{'#' * filled}{'-' * (_WIDTH - filled)}] {self._caption()}"
                           + (f" — {note}" if note else ""))

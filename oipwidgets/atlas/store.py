@@ -15,6 +15,17 @@ Layout (``S`` seeds, ``n`` channels of a layer, ``H×W×C`` the model's input, `
         snapshot_steps  (n, S, K)           int32    their step numbers (-1: none)
         done            (n_blocks, S)       uint8    1 once every array above holds the task's outputs
 
+Dataset examples (``Atlas.add_examples``; written in one go, marked by the root's ``examples`` attribute, last)::
+
+      examples/               the thumbnails of every image that is among some unit's top k
+        thumbnail       (M, th, tw, tc)     uint8    the image as the model saw it (its size), shrunk to <= 64 px
+        image           (M,)                int64    its position in the data set (ascending)
+      layers/<layer>/examples/
+        index           (n, k)              int64    the k images that activate each unit most (-1: none)
+        activation      (n, k)              float64  their activations (map means; units: the value)
+        thumbnail_row   (n, k)              int32    their rows in examples/thumbnail
+        map             (n, k, h, w)        float16  their activation maps (layers with maps only)
+
 Every array is chunked (block, 1, …): one task (a block of channels, one seed) writes exactly one chunk of each, so
 writers never share a chunk, and ``done`` is chunked (1, 1) and written last. A task whose worker dies leaves at
 worst some of its chunks written and its ``done`` entry 0: it is computed again, and overwrites them.
@@ -33,7 +44,8 @@ from .plan import LayerPlan, Task
 
 __all__ = ["FORMAT", "VERSION", "SNAPSHOTS", "ARRAYS", "STATUSES", "is_url", "normalise", "open_root", "exists",
            "create_root", "add_layer", "resize_seeds", "task_arrays", "write_task", "done_of", "check_writable",
-           "check_free_space", "task_bytes", "pick_snapshots", "fs_of"]
+           "check_free_space", "task_bytes", "pick_snapshots", "fs_of", "EXAMPLE_ARRAYS", "EXAMPLES_GROUP",
+           "write_examples", "examples_meta", "example_chunks"]
 
 FORMAT = "oipwidgets-atlas"
 VERSION = 1
@@ -50,6 +62,19 @@ ARRAYS = {
     "snapshots": ("float16", float("nan"), ("snapshot", "y", "x", "c")),
     "snapshot_steps": ("int32", -1, ("snapshot",)),
 }
+
+#: the dataset examples of a layer (group ``<layer>/examples``): name → (dtype, fill, trailing dimension names after
+#: (channel, rank)); "map" only for layers with maps
+EXAMPLE_ARRAYS = {
+    "index": ("int64", -1, ()),
+    "activation": ("float64", float("nan"), ()),
+    "thumbnail_row": ("int32", -1, ()),
+    "map": ("float16", float("nan"), ("y", "x")),
+}
+#: the group of the thumbnails every layer's examples point into
+EXAMPLES_GROUP = "examples"
+#: bytes of one chunk of thumbnails or maps, about: a unit's panel reads a few small chunks, never a whole array
+_EXAMPLE_CHUNK_BYTES = 1 << 20
 
 
 # ----------------------------------------------------------------- where the store is
@@ -240,3 +265,62 @@ def check_free_space(url: str, need: int) -> None:
         raise ValueError(f"not enough free disk for the atlas at {url!r}: the remaining work needs up to "
                          f"{format_bytes(need)} (uncompressed), {format_bytes(free)} are free on {where!r}; free "
                          "space, choose another place, or fewer layers or seeds")
+
+
+# ----------------------------------------------------------------- dataset examples
+def example_chunks(block: int, k: int, map_shape: tuple | None) -> int:
+    """Channels per chunk of a layer's example arrays: the layer's block, fewer when its k maps are large (a chunk
+    stays near 1 MiB, so the panel of one unit reads little)."""
+    if not map_shape:
+        return int(block)
+    per_unit = k * int(np.prod(map_shape)) * 2
+    return max(1, min(int(block), _EXAMPLE_CHUNK_BYTES // max(1, per_unit)))
+
+
+def examples_meta(root) -> dict | None:
+    """The root's ``examples`` attribute (what ``add_examples`` recorded), None when the store has no examples."""
+    return root.attrs.get("examples") or None
+
+
+def write_examples(root, plans: list, best: dict, image_ids: np.ndarray, thumbnails: np.ndarray, meta: dict) -> None:
+    """Replace the store's dataset examples: the ``examples`` group (thumbnails and their image ids), each layer's
+    ``examples`` group (``best[layer]``: a ``topk.Best`` of (k, n) ids, values and (k, n, h, w) maps or None), then
+    the root's ``examples`` attribute (``meta``), last: a reader sees the old examples, none, or the new ones whole.
+
+    image_ids: (M,) int64 ascending; thumbnails: (M, th, tw, tc) uint8 in the same order."""
+    root.attrs.update({"examples": None})
+    for plan in plans:
+        if "examples" in root[plan.group]:
+            del root[plan.group]["examples"]
+    if EXAMPLES_GROUP in root:
+        del root[EXAMPLES_GROUP]
+    m = int(len(image_ids))
+    th, tw, tc = (int(v) for v in thumbnails.shape[1:])
+    rows = max(1, min(64, _EXAMPLE_CHUNK_BYTES // 16 // max(1, th * tw * tc)))  # ~64 KiB a chunk: a panel's k rows
+    group = root.create_group(EXAMPLES_GROUP)
+    group.create_array("thumbnail", shape=(m, th, tw, tc), chunks=(rows, th, tw, tc), dtype="uint8", fill_value=0,
+                       dimension_names=("row", "y", "x", "c"))
+    group.create_array("image", shape=(m,), chunks=(max(1, min(m, 1 << 16)),), dtype="int64", fill_value=-1,
+                       dimension_names=("row",))
+    if m:
+        group["thumbnail"][:] = thumbnails
+        group["image"][:] = np.asarray(image_ids, np.int64)
+    for plan in plans:
+        b = best[plan.name]
+        ids = b.ids.T  # (n, k)
+        n, k = ids.shape
+        map_shape = None if b.maps is None else tuple(b.maps.shape[2:])
+        per = example_chunks(plan.block, max(1, k), map_shape)
+        sub = root[plan.group].create_group("examples")
+        values = {"index": ids, "activation": b.values.T,
+                  "thumbnail_row": np.where(ids >= 0, np.searchsorted(image_ids, ids), -1).astype(np.int32)}
+        if map_shape is not None:
+            values["map"] = np.ascontiguousarray(b.maps.transpose(1, 0, 2, 3)).astype(np.float16)
+        for name, value in values.items():
+            dtype, fill, dims = EXAMPLE_ARRAYS[name]
+            tail = tuple(value.shape[2:])
+            sub.create_array(name, shape=(n, k, *tail), chunks=(per, max(1, k), *tail), dtype=dtype, fill_value=fill,
+                             dimension_names=("channel", "rank", *dims))
+            if n and k:
+                sub[name][:] = value
+    root.attrs.update({"examples": meta})
