@@ -82,23 +82,11 @@ class Recipe:
             strategy_for(self.strategy)  # checks the name
         elif not isinstance(self.strategy, Strategy):
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)} or a Strategy; got {self.strategy!r}")
-        if isinstance(self.param, str):
-            if self.param not in PARAMETERIZATIONS:
-                raise ValueError(f"unknown parameterization {self.param!r}; valid: {', '.join(PARAMETERIZATIONS)} "
-                                 "or a Parameterization")
-        elif not isinstance(self.param, Parameterization):
-            raise ValueError(f"param must be one of {', '.join(PARAMETERIZATIONS)} or a Parameterization; "
-                             f"got {self.param!r}")
+        _check_choice(self.param, "param", "parameterization", PARAMETERIZATIONS, Parameterization, "a Parameterization")
         if self.transforms == "none":
             put("transforms", None)
         transform_for(self.transforms)
-        if isinstance(self.optimizer, str):
-            if self.optimizer not in OPTIMIZERS:
-                raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)} "
-                                 "or an Optimizer")
-        elif not isinstance(self.optimizer, Optimizer):
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} or an Optimizer; "
-                             f"got {self.optimizer!r}")
+        _check_choice(self.optimizer, "optimizer", "optimizer", OPTIMIZERS, Optimizer, "an Optimizer")
 
     # ------------------------------------------------------------------ presets and changes
     @classmethod
@@ -197,6 +185,15 @@ class Recipe:
         base = RECIPES["article"]
         changed = [f.name for f in fields(self) if getattr(base, f.name) != getattr(self, f.name)]
         return ", ".join(f"{k}={getattr(self, k)!r}" for k in changed) or "article"
+
+
+def _check_choice(value, field: str, what: str, names: dict, base: type, article: str) -> None:
+    """A recipe field that is a registered name or an object of ``base``, else a ValueError naming the choices."""
+    if isinstance(value, str):
+        if value not in names:
+            raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(names)} or {article}")
+    elif not isinstance(value, base):
+        raise ValueError(f"{field} must be one of {', '.join(names)} or {article}; got {value!r}")
 
 
 def _plain(value):
