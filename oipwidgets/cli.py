@@ -210,9 +210,11 @@ def _cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
 
     examples = None if args.no_rescue else default_examples(engine.model)
     if examples is not None:  # a map that a shipped sample fires is re-run with a cure, never reported dead
-        from .widgets.recipes import examples_in_space
+        import numpy as np
 
-        examples = examples_in_space(engine.mode, examples)
+        from .engine.preprocess import images_in_space
+
+        examples = images_in_space(engine.mode, np.asarray(examples)[..., None])  # shipped samples: (N, 28, 28)
     result = engine.run_layer(seed=args.seed, recipe=recipe, callback=progress, examples=examples)
     if bar["shown"] >= 0:
         sys.stderr.write("\n")

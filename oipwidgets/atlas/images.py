@@ -180,18 +180,11 @@ def _folder(path: str, shape: tuple) -> ImageSource:
 
 
 def in_space(mode, raw: np.ndarray, scale: float) -> np.ndarray:
-    """A raw batch (b, H, W, C) in the image space of an engine with input mode ``mode``: standardised per image
-    (the article's; of the raw values, as ``preprocessing.to_model_input``), else RGB in [0, 1] (raw / ``scale``,
-    clipped) mapped into the mode's ``value_range``; a mode without a range takes the raw values. float32."""
-    from ..models.preprocessing import standardize
+    """A raw batch (b, H, W, C) in the image space of an engine with input mode ``mode``, its raw values divided by
+    ``scale`` for RGB in [0, 1] (``engine.preprocess.images_in_space``). float32."""
+    from ..engine.preprocess import images_in_space
 
-    if mode.name == "standardize":
-        return standardize(raw)
-    if mode.value_range is None:
-        return np.asarray(raw, np.float32)
-    unit = np.clip(np.asarray(raw, np.float64) / float(scale), 0.0, 1.0)
-    low, high = mode.value_range
-    return (low + (high - low) * unit).astype(np.float32)
+    return images_in_space(mode, raw, scale)
 
 
 def thumbnail_shape(input_shape: tuple, side: int = THUMBNAIL_SIDE) -> tuple[int, int, int]:

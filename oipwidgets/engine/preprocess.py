@@ -27,7 +27,7 @@ from ..models.preprocessing import standardize
 from .input_modes import InputMode, Standardize, input_mode
 from .validation import check_float
 
-__all__ = ["Preprocess", "PRESETS", "preprocess_mode", "saturated_share", "IMAGENET_BGR_MEAN", "IMAGENET_MEAN",
+__all__ = ["Preprocess", "PRESETS", "preprocess_mode", "saturated_share", "images_in_space", "IMAGENET_BGR_MEAN", "IMAGENET_MEAN",
            "IMAGENET_STD", "DEFAULT_CONTRAST", "END_MARGIN"]
 
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)  # Caffe's per-channel means, B, G, R, in 0..255
@@ -215,3 +215,21 @@ def saturated_share(image: np.ndarray, value_range: tuple | None, margin: float 
         return 0.0
     near = (x <= low + margin * width) | (x >= high - margin * width)
     return float(near.mean())
+
+
+def images_in_space(mode: InputMode, raw, scale: float | None = None) -> np.ndarray:
+    """Raw images (N, H, W, C) (uint8 0..255 or floats) where an engine with input mode ``mode`` keeps its images:
+    standardised per image for the article's ``Standardize``; else RGB in [0, 1] (raw / ``scale``, clipped) mapped
+    into the mode's ``value_range``; a mode without a range takes them as they are. ``scale`` None reads integers
+    and floats above 1 as 0..255, other floats as 0..1. float32 (N, H, W, C)."""
+    if mode.name == "standardize":
+        return standardize(raw)
+    if mode.value_range is None:
+        return np.asarray(raw, np.float32)
+    x = np.asarray(raw)
+    unit = x.astype(np.float64)
+    if scale is None:
+        scale = 255.0 if np.issubdtype(x.dtype, np.integer) or (unit.size and unit.max() > 1.0) else 1.0
+    unit = np.clip(unit / float(scale), 0.0, 1.0)
+    low, high = mode.value_range
+    return (low + (high - low) * unit).astype(np.float32)

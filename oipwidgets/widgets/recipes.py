@@ -21,7 +21,7 @@ import numpy as np
 
 from ..engine.recipe import RECIPES, Recipe, recipe_for
 from ..engine.strategies import Strategy
-from ..models.preprocessing import to_model_input
+from ..engine.preprocess import images_in_space
 from .controls import bind
 
 __all__ = ["RECIPE_TRAITS", "CUSTOM", "RESCUE_EXAMPLES", "RESCUE_TOP", "CURE_TEXT", "recipe_traits", "recipe_from",
@@ -116,21 +116,10 @@ def show_recipe(owner) -> None:
 
 def examples_in_space(mode, images) -> np.ndarray:
     """Raw example images (uint8 0..255 or floats; (N, H, W) or (N, H, W, C)) in the image space of an engine with
-    input mode ``mode``: standardised per image (the article's; ``to_model_input``), else scaled into the mode's
-    ``value_range`` (RGB in [0, 1] for a ``preprocess`` convention): integers and floats above 1 are read as
-    0..255, other floats as 0..1. A mode without a range (Identity) takes them as they are. float32 (N, H, W, C)."""
+    input mode ``mode`` (``engine.preprocess.images_in_space``): standardised per image (the article's), else
+    scaled into the mode's ``value_range`` (RGB in [0, 1] for a ``preprocess`` convention). float32 (N, H, W, C)."""
     x = np.asarray(images)
-    if x.ndim == 3:
-        x = x[..., None]
-    if mode.name == "standardize":
-        return to_model_input(x)
-    if mode.value_range is None:
-        return x.astype(np.float32)
-    unit = x.astype(np.float64)
-    if np.issubdtype(x.dtype, np.integer) or (unit.size and unit.max() > 1.0):
-        unit = unit / 255.0
-    low, high = mode.value_range
-    return (low + (high - low) * np.clip(unit, 0.0, 1.0)).astype(np.float32)
+    return images_in_space(mode, x[..., None] if x.ndim == 3 else x)
 
 
 def rescue_set(tops: list, maps) -> np.ndarray:
